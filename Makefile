@@ -1,0 +1,30 @@
+# Two commands on a fresh machine:  `make demo` (the main job) and `make test`.
+# The CPU wheel of torch is pinned here (and only here) so that set-up never pulls a CUDA build.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+TORCH  ?= torch==2.13.0
+
+.PHONY: install demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/rnnkit demo
+
+test: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(PY) -m pytest
+
+bench: install
+	$(PY) benchmarks/bench_recurrent.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

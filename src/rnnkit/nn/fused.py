@@ -1,0 +1,228 @@
+"""Fast paths for :class:`rnnkit.nn.Recurrent`: the same numbers as the reference loop, sooner.
+
+Two engines, chosen per configuration by :func:`choose_engine`:
+
+* ``"torch"``: torch's fused kernels (``torch.lstm`` / ``torch.gru`` / ``torch.rnn_*``: oneDNN
+  on the CPU, cuDNN on the GPU) for the configurations torch.nn itself has.
+* ``"scan"``: our hand-written BPTT (:mod:`rnnkit.nn.scan`) for everything else (a context
+  vector, layer norm, recurrent dropout) and wherever it is faster (GRU and vanilla RNN on the
+  CPU, where torch runs one autograd node per operation and step).
+
+Both run layer by layer, time-major inside, with the inter-layer dropout and recurrent masks
+sampled by the caller, so that every engine and the loop see the same noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from . import scan
+from .cells import GRUCell, LayerNormLSTMCell, LSTMCell, LSTMState, RecurrentCell, RNNCell
+
+ENGINES = ("torch", "scan")
+
+
+def torch_supports(cell: RecurrentCell, has_recurrent_dropout: bool) -> bool:
+    """Whether torch's fused kernels compute this cell exactly."""
+    plain = type(cell) in (RNNCell, LSTMCell, GRUCell)
+    return plain and cell.context_size == 0 and not has_recurrent_dropout
+
+
+def choose_engine(cell: RecurrentCell, has_recurrent_dropout: bool, device: torch.device) -> str:
+    """The faster engine for this configuration (measured: see benchmarks/bench_recurrent.py)."""
+    if not torch_supports(cell, has_recurrent_dropout):
+        return "scan"
+    if device.type == "cuda":
+        return "torch"  # cuDNN fuses every cell kind
+    return "torch" if isinstance(cell, LSTMCell) else "scan"  # CPU: oneDNN fuses only the LSTM
+
+
+def run(engine: str, cells: Sequence[RecurrentCell], num_layers: int, bidirectional: bool,
+        x: Tensor, states: list, lengths: Tensor | None, context: Tensor | None,
+        layer_masks: list, recurrent_masks: list) -> tuple[Tensor, list]:
+    """All layers over ``x`` ``(B, T, I)``; returns ``(B, T, D*H)`` and each cell's final state.
+
+    ``states``, ``recurrent_masks``: one entry per cell (``layer * D + direction``);
+    ``layer_masks``: the dropout mask ``(B, T, D*H)`` after each layer but the last (or None).
+    """
+    directions = 2 if bidirectional else 1
+    B, T, _ = x.shape
+    steps = order = None
+    if lengths is not None:
+        # Sort longest first, so that step t updates the first batch_sizes[t] rows (packing).
+        lengths, order = torch.sort(lengths, descending=True)
+        x = x.index_select(0, order)
+        context = None if context is None else context.index_select(0, order)
+        states = [_index_state(s, order) for s in states]
+        recurrent_masks = [None if m is None else m.index_select(0, order)
+                           for m in recurrent_masks]
+        layer_masks = [None if m is None else m.index_select(0, order) for m in layer_masks]
+        batch_sizes = (lengths.unsqueeze(0) > torch.arange(T).unsqueeze(1)).sum(1)  # (T,)
+        steps = scan.Steps(batch_sizes.tolist(), (lengths - 1).to(x.device))
+        lengths = lengths.to(x.device)
+
+    layer_input = x.transpose(0, 1)  # (B, T, I) -> (T, B, I): one step is one contiguous slab
+    finals = []
+    for layer in range(num_layers):
+        layer_cells = cells[layer * directions:(layer + 1) * directions]
+        layer_states = states[layer * directions:(layer + 1) * directions]
+        if engine == "torch":
+            output, layer_finals = _torch_layer(layer_cells, layer_input, layer_states, lengths)
+        else:
+            outputs, layer_finals = [], []
+            for direction, cell in enumerate(layer_cells):
+                k = layer * directions + direction
+                seq = layer_input if direction == 0 else reverse_time(layer_input, lengths)
+                out, final = _scan_direction(cell, seq, layer_states[direction], context,
+                                             recurrent_masks[k], steps)
+                outputs.append(out if direction == 0 else reverse_time(out, lengths))
+                layer_finals.append(final)
+            output = torch.cat(outputs, dim=-1) if directions == 2 else outputs[0]  # (T, B, D*H)
+        finals.extend(layer_finals)
+        if layer < num_layers - 1 and layer_masks[layer] is not None:
+            output = output * layer_masks[layer].transpose(0, 1)  # mask (B, T, DH) -> (T, B, DH)
+        layer_input = output
+
+    output = layer_input.transpose(0, 1)  # (T, B, D*H) -> (B, T, D*H)
+    if order is not None:
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(B, device=order.device)
+        output = output.index_select(0, inverse)
+        finals = [_index_state(s, inverse) for s in finals]
+    return output, finals
+
+
+def reverse_time(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each sequence within its own length; ``x`` is time-major ``(T, B, F)``.
+
+    Padding stays where it is, so a backward direction starts at each sequence's real last step.
+    """
+    if lengths is None:
+        return x.flip(0)
+    T = x.shape[0]
+    t = torch.arange(T, device=x.device).unsqueeze(1)  # (T, 1)
+    lengths = lengths.unsqueeze(0)  # (1, B)
+    source = torch.where(t < lengths, lengths - 1 - t, t)  # (T, B): step read for each output
+    return x.gather(0, source.unsqueeze(-1).expand_as(x))
+
+
+def _index_state(state, index: Tensor):
+    if isinstance(state, LSTMState):
+        return LSTMState(state.h.index_select(0, index), state.c.index_select(0, index))
+    return state.index_select(0, index)
+
+
+# ------------------------------------------------------------------------------ scan engine
+def _lstm_order(hidden: int, device: torch.device) -> Tensor:
+    """Rows of torch's i, f, g, o blocks rearranged as i, f, o, g (sigmoid gates contiguous)."""
+    blocks = torch.arange(4 * hidden, device=device).view(4, hidden)
+    return blocks[[0, 1, 3, 2]].reshape(-1)
+
+
+def _rows(weight: Tensor | None, order: Tensor | None) -> Tensor | None:
+    if weight is None or order is None:
+        return weight
+    return weight.index_select(0, order)
+
+
+def _input_gates(cell: RecurrentCell, seq: Tensor, context: Tensor | None,
+                 order: Tensor | None) -> Tensor:
+    """The gates' input part for every step at once: ``(T, B, I) -> (T, B, G)``.
+
+    ``W_xh x_t`` is one large product over all steps. The per-sequence term ``W_ch v + b``
+    is ``(B, G)`` and rides along as the bias of a batched product (each step's slab
+    ``(B, I) @ (I, G)`` plus the same ``(B, G)``), so conditioning costs one small product, not
+    a second pass over ``(T, B, G)``.
+    """
+    weight = _rows(cell.weight_ih, order)
+    if isinstance(cell, LayerNormLSTMCell):
+        bias = None
+    elif isinstance(cell, GRUCell):
+        bias = cell.bias_ih  # b_hh stays in the kernel: b_hn sits inside r * (.)
+    else:
+        bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh  # both outside act
+    bias = _rows(bias, order)
+    if context is None:
+        gates = F.linear(seq, weight, bias)
+    else:
+        per_sequence = F.linear(context, _rows(cell.weight_ch, order), bias)  # (B, G)
+        # (T, B, I) @ (I, G) + (1, B, G) -> (T, B, G)
+        gates = torch.baddbmm(per_sequence.unsqueeze(0), seq,
+                              weight.t().unsqueeze(0).expand(seq.shape[0], -1, -1))
+    if isinstance(cell, LayerNormLSTMCell):
+        gates = F.layer_norm(gates, gates.shape[-1:], _rows(cell.ln_ih_weight, order), None,
+                             scan.LAYER_NORM_EPS)
+        if cell.gate_bias is not None:
+            gates = gates + _rows(cell.gate_bias, order)
+    return gates
+
+
+def _scan_direction(cell: RecurrentCell, seq: Tensor, state, context: Tensor | None,
+                    mask: Tensor | None, steps: scan.Steps | None):
+    """One layer, one direction, through the hand-written kernels: ``(T, B, I) -> (T, B, H)``."""
+    is_lstm = cell.has_cell_state
+    order = _lstm_order(cell.hidden_size, seq.device) if is_lstm else None
+    gi = _input_gates(cell, seq, context, order)
+    w_hh = _rows(cell.weight_hh, order)
+    grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (gi, w_hh, *(state if is_lstm else (state,))))
+    if isinstance(cell, RNNCell):
+        relu = cell.nonlinearity == "relu"
+        if grad:
+            return scan.RNNScan.apply(gi, state, w_hh, mask, steps, relu)
+        return scan.rnn_forward(gi, state, w_hh, mask, steps, relu)
+    if isinstance(cell, GRUCell):
+        if grad:
+            return scan.GRUScan.apply(gi, state, w_hh, cell.bias_hh, mask, steps)
+        return scan.gru_forward(gi, state, w_hh, cell.bias_hh, mask, steps, keep=False)[:2]
+    if isinstance(cell, LayerNormLSTMCell):
+        ln = (_rows(cell.ln_hh_weight, order), cell.ln_c_weight, cell.ln_c_bias)
+        if grad:
+            out, h, c = scan.LayerNormLSTMScan.apply(gi, state.h, state.c, w_hh, *ln, mask, steps)
+        else:
+            out, h, c, _ = scan.ln_lstm_forward(gi, state.h, state.c, w_hh, *ln, mask, steps,
+                                                keep=False)
+        return out, LSTMState(h, c)
+    if grad:
+        out, h, c = scan.LSTMScan.apply(gi, state.h, state.c, w_hh, mask, steps)
+    else:
+        out, h, c = scan.lstm_forward(gi, state.h, state.c, w_hh, mask, steps, keep=False)[:3]
+    return out, LSTMState(h, c)
+
+
+# ----------------------------------------------------------------------------- torch engine
+def _torch_layer(layer_cells: Sequence[RecurrentCell], seq: Tensor, states: list,
+                 lengths: Tensor | None):
+    """One layer, all directions, by ``torch.lstm/gru/rnn_*``: ``(T, B, I) -> (T, B, D*H)``."""
+    first = layer_cells[0]
+    bidirectional = len(layer_cells) == 2
+    params = []
+    for cell in layer_cells:
+        params += [cell.weight_ih, cell.weight_hh]
+        if cell.bias:
+            params += [cell.bias_ih, cell.bias_hh]
+    if first.has_cell_state:
+        hx = [torch.stack([s.h for s in states]), torch.stack([s.c for s in states])]  # (D, B, H)
+        function = torch.lstm
+    else:
+        hx = torch.stack(states)  # (D, B, H)
+        function = torch.gru if isinstance(first, GRUCell) else (
+            torch.rnn_relu if first.nonlinearity == "relu" else torch.rnn_tanh)
+    # flags: has_biases, num_layers, dropout, train, bidirectional (, batch_first)
+    # train=True whenever a backward pass may follow: oneDNN keeps its workspace only then
+    flags = (first.bias, 1, 0.0, torch.is_grad_enabled(), bidirectional)
+    if lengths is None:
+        out, *finals = function(seq, hx, params, *flags, False)
+    else:
+        packed = pack_padded_sequence(seq, lengths.cpu(), enforce_sorted=True)
+        out, *finals = function(packed.data, packed.batch_sizes, hx, params, *flags)
+        out, _ = pad_packed_sequence(packed._replace(data=out), total_length=seq.shape[0])
+    if first.has_cell_state:
+        h, c = finals
+        return out, [LSTMState(h[d], c[d]) for d in range(len(layer_cells))]
+    return out, list(finals[0].unbind(0))

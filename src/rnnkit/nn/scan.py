@@ -1,0 +1,436 @@
+"""Hand-written backpropagation through time for the recurrences torch has no fused CPU kernel for.
+
+Each kernel runs the recurrent part of one layer and one direction, time-major, over input
+gates that were computed for all steps at once (one large matrix multiply, outside)::
+
+    gi      (T, B, G)   W_xh x_t + biases [+ W_ch v], for every t   (G = gates * H)
+    h0, c0  (B, H)      initial state
+    w_hh    (G, H)      the recurrent weight, the same at every step
+    mask    (B, H)      variational recurrent dropout on h_{t-1} (or None)
+    steps   Steps       when sequences have different lengths (or None): the batch is sorted by
+                        length, longest first, and step t updates only its first
+                        ``batch_sizes[t]`` rows, as a packed sequence does
+    returns out (T, B, H) (zeros past a sequence's end), and the final state of each sequence
+
+The forward pass saves the activated gates; the backward pass walks time in reverse doing only
+what must be sequential (elementwise gate derivatives and one ``(n, G) x (G, H)`` product per
+step) and leaves the rest to single large products after the loop::
+
+    dW_hh = sum_t dA_t^T (m * h_{t-1})  =  dA.view(T*B, G)^T @ H_prev.view(T*B, H)
+    dgi   = dA                           (autograd turns it into dW_xh and dx outside)
+
+This is how cuDNN organises an RNN; done here in PyTorch ops, it keeps one matrix multiply per
+step in each direction instead of autograd's chain of small nodes.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from .cells import LAYER_NORM_EPS
+
+
+class Steps(NamedTuple):
+    """Variable lengths on a batch sorted longest first."""
+
+    batch_sizes: list[int]  # rows still running at each step t, non-increasing
+    last: Tensor  # (B,) long: index of each sequence's last step (its length - 1)
+
+
+def _rows(steps: Steps | None, t: int, batch: int) -> int:
+    return batch if steps is None else steps.batch_sizes[t]
+
+
+def _final(buffer: Tensor, steps: Steps | None) -> Tensor:
+    """The state each sequence had at its own last step: ``(T, B, H) -> (B, H)``."""
+    if steps is None:
+        return buffer[-1].clone()
+    return buffer[steps.last, torch.arange(buffer.shape[1], device=buffer.device)]
+
+
+def _new_buffer(steps: Steps | None, *shape: int, like: Tensor) -> Tensor:
+    # rows past a sequence's end must read as zeros (outputs, and gradients that feed dW)
+    return like.new_zeros(shape) if steps is not None else like.new_empty(shape)
+
+
+def _previous_hidden(h0: Tensor, out: Tensor, mask: Tensor | None) -> Tensor:
+    """``m * h_{t-1}`` for every t: ``(T, B, H)``; rows past a sequence's end are never read."""
+    previous = torch.cat([h0.unsqueeze(0), out[:-1]])  # (1, B, H) + (T-1, B, H) -> (T, B, H)
+    return previous if mask is None else previous * mask
+
+
+def _recurrent_weight_grad(d_gates: Tensor, h_prev: Tensor) -> Tensor:
+    # (T, B, G) x (T, B, H) -> (G, H): one product over all steps and sequences
+    return d_gates.reshape(-1, d_gates.shape[-1]).t() @ h_prev.reshape(-1, h_prev.shape[-1])
+
+
+# ------------------------------------------------------------------------------ vanilla RNN
+def rnn_forward(gi: Tensor, h0: Tensor, w_hh: Tensor, mask: Tensor | None,
+                steps: Steps | None, relu: bool) -> tuple[Tensor, Tensor]:
+    """``h_t = tanh(gi_t + W_hh (m * h_{t-1}))`` for every t (or ``relu``)."""
+    T, B, H = gi.shape
+    out = _new_buffer(steps, T, B, H, like=gi)
+    w_t = w_hh.t()
+    h_prev = h0 if mask is None else h0 * mask
+    for t in range(T):
+        n = _rows(steps, t, B)
+        if n == 0:
+            break
+        h = torch.addmm(gi[t, :n], h_prev[:n], w_t, out=out[t, :n])
+        h.relu_() if relu else h.tanh_()
+        h_prev = out[t] if mask is None else out[t] * mask
+    return out, _final(out, steps)
+
+
+def rnn_backward(gi: Tensor, h0: Tensor, w_hh: Tensor, mask: Tensor | None,
+                 steps: Steps | None, relu: bool, out: Tensor, d_out: Tensor,
+                 d_final: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    T, B, H = out.shape
+    d_pre = _new_buffer(steps, T, B, H, like=out)  # dL/d(pre-activation), = dL/dgi
+    d_next = d_final.clone()  # dL/dh_t from step t+1; rows not yet running hold d_final
+    for t in reversed(range(T)):
+        n = _rows(steps, t, B)
+        if n == 0:
+            continue
+        dh = d_out[t, :n] + d_next[:n]
+        h = out[t, :n]
+        if relu:
+            torch.mul(dh, h > 0, out=d_pre[t, :n])  # relu' = 1 where h > 0
+        else:
+            torch.addcmul(dh, dh, h * h, value=-1, out=d_pre[t, :n])  # tanh' = 1 - h^2
+        d_prev = torch.mm(d_pre[t, :n], w_hh, out=d_next[:n])
+        if mask is not None:
+            d_prev.mul_(mask[:n])
+    d_w_hh = _recurrent_weight_grad(d_pre, _previous_hidden(h0, out, mask))
+    return d_pre, d_next, d_w_hh
+
+
+class RNNScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, gi, h0, w_hh, mask, steps, relu):
+        out, h_final = rnn_forward(gi, h0, w_hh, mask, steps, relu)
+        ctx.save_for_backward(gi, h0, w_hh, mask, out)
+        ctx.steps, ctx.relu = steps, relu
+        return out, h_final
+
+    @staticmethod
+    def backward(ctx, d_out, d_final):
+        gi, h0, w_hh, mask, out = ctx.saved_tensors
+        d_gi, d_h0, d_w_hh = rnn_backward(gi, h0, w_hh, mask, ctx.steps, ctx.relu, out,
+                                          _dense(d_out, out), _dense(d_final, h0))
+        return d_gi, d_h0, d_w_hh, None, None, None
+
+
+# ------------------------------------------------------------------------------------ LSTM
+# Gate blocks here are ordered i, f, o, g (the caller permutes torch's i, f, g, o weights), so
+# that one sigmoid covers the three contiguous sigmoid gates.
+def lstm_forward(gi: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, mask: Tensor | None,
+                 steps: Steps | None, keep: bool) -> tuple[Tensor, ...]:
+    """``c_t = f*c_{t-1} + i*g``, ``h_t = o*tanh(c_t)``; ``[i,f,o,g] = act(gi_t + W_hh m*h_{t-1})``.
+
+    ``keep`` saves every step for the backward pass; without it one step's buffers are reused.
+    """
+    T, B, G = gi.shape
+    H = G // 4
+    out = _new_buffer(steps, T, B, H, like=gi)
+    kept = T if keep else 1
+    gates = gi.new_empty(kept, B, G)  # activated i, f, o, g
+    cells = _new_buffer(steps, T, B, H, like=gi)  # c_t (all of them: the final c is read off it)
+    tanh_cells = gi.new_empty(kept, B, H)
+    w_t = w_hh.t()
+    h_prev, c_prev = (h0 if mask is None else h0 * mask), c0
+    for t in range(T):
+        n = _rows(steps, t, B)
+        if n == 0:
+            break
+        k = t if keep else 0
+        a = torch.addmm(gi[t, :n], h_prev[:n], w_t, out=gates[k, :n])  # (n, 4H)
+        sig, g = a.split([3 * H, H], dim=1)
+        sig.sigmoid_()
+        g.tanh_()
+        i, f, o = sig.chunk(3, dim=1)
+        c = torch.mul(f, c_prev[:n], out=cells[t, :n]).addcmul_(i, g)
+        tc = torch.tanh(c, out=tanh_cells[k, :n])
+        torch.mul(o, tc, out=out[t, :n])
+        h_prev = out[t] if mask is None else out[t] * mask
+        c_prev = cells[t]
+    return out, _final(out, steps), _final(cells, steps), gates, cells, tanh_cells
+
+
+def lstm_backward(h0, c0, w_hh, mask, steps, out, gates, cells, tanh_cells, d_out, d_h_final,
+                  d_c_final) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    T, B, G = gates.shape
+    H = G // 4
+    d_gates = _new_buffer(steps, T, B, G, like=gates)  # dL/d(pre-activations) = dL/dgi
+    d_h = d_h_final.clone()  # dL/dh_t arriving from step t+1 (or the final state)
+    d_c = d_c_final.clone()  # dL/dc_t arriving from step t+1 (or the final state)
+    for t in reversed(range(T)):
+        n = _rows(steps, t, B)
+        if n == 0:
+            continue
+        a = gates[t, :n]
+        sig, g = a.split([3 * H, H], dim=1)
+        i, f, o = sig.chunk(3, dim=1)
+        tc = tanh_cells[t, :n]
+        c_prev = cells[t - 1, :n] if t > 0 else c0[:n]
+        da = d_gates[t, :n]
+        d_sig, d_g = da.split([3 * H, H], dim=1)
+        d_i, d_f, d_o = d_sig.chunk(3, dim=1)
+
+        dh = d_out[t, :n] + d_h[:n]
+        torch.mul(dh, tc, out=d_o)  # h = o * tanh(c)
+        dc = dh * o
+        dc.addcmul_(dc, tc * tc, value=-1).add_(d_c[:n])  # + dL/dc_t * (1 - tanh(c)^2)
+        torch.mul(dc, g, out=d_i)  # c = f * c_prev + i * g
+        torch.mul(dc, c_prev, out=d_f)
+        torch.mul(dc, i, out=d_g)
+        torch.mul(dc, f, out=d_c[:n])  # dL/dc_{t-1}
+        d_sig.mul_(sig - sig * sig)  # sigmoid' = s (1 - s)
+        d_g.addcmul_(d_g, g * g, value=-1)  # tanh' = 1 - g^2
+        d_prev = torch.mm(da, w_hh, out=d_h[:n])
+        if mask is not None:
+            d_prev.mul_(mask[:n])
+    d_w_hh = _recurrent_weight_grad(d_gates, _previous_hidden(h0, out, mask))
+    return d_gates, d_h, d_c, d_w_hh
+
+
+class LSTMScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, gi, h0, c0, w_hh, mask, steps):
+        out, h_final, c_final, gates, cells, tanh_cells = lstm_forward(
+            gi, h0, c0, w_hh, mask, steps, keep=True)
+        ctx.save_for_backward(h0, c0, w_hh, mask, out, gates, cells, tanh_cells)
+        ctx.steps = steps
+        return out, h_final, c_final
+
+    @staticmethod
+    def backward(ctx, d_out, d_h_final, d_c_final):
+        h0, c0, w_hh, mask, out, gates, cells, tanh_cells = ctx.saved_tensors
+        d_gi, d_h0, d_c0, d_w_hh = lstm_backward(
+            h0, c0, w_hh, mask, ctx.steps, out, gates, cells, tanh_cells,
+            _dense(d_out, out), _dense(d_h_final, h0), _dense(d_c_final, c0))
+        return d_gi, d_h0, d_c0, d_w_hh, None, None
+
+
+# ------------------------------------------------------------------------------------- GRU
+def gru_forward(gi: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, mask: Tensor | None,
+                steps: Steps | None, keep: bool) -> tuple[Tensor, ...]:
+    """torch's GRU: ``[r,z] = sigm(gi+gh)``, ``n = tanh(gi_n + r*gh_n)``, ``h = n + z*(h_{t-1}-n)``.
+
+    ``gh_t = W_hh (m * h_{t-1}) + b_hh`` stays whole because ``b_hn`` sits inside ``r * (.)``.
+    """
+    T, B, G = gi.shape
+    H = G // 3
+    out = _new_buffer(steps, T, B, H, like=gi)
+    kept = T if keep else 1
+    rz_gates = gi.new_empty(kept, B, 2 * H)  # activated r, z
+    new_gates = gi.new_empty(kept, B, H)  # n
+    hidden_gates = gi.new_empty(kept, B, G)  # gh (its n-part is needed for dL/dr)
+    w_t = w_hh.t()
+    h_prev = h0
+    for t in range(T):
+        n_rows = _rows(steps, t, B)
+        if n_rows == 0:
+            break
+        k = t if keep else 0
+        h_in = h_prev[:n_rows] if mask is None else h_prev[:n_rows] * mask[:n_rows]
+        gh = hidden_gates[k, :n_rows]
+        if b_hh is None:
+            torch.mm(h_in, w_t, out=gh)
+        else:
+            torch.addmm(b_hh, h_in, w_t, out=gh)
+        gi_t = gi[t, :n_rows]
+        rz = torch.add(gi_t[:, :2 * H], gh[:, :2 * H], out=rz_gates[k, :n_rows]).sigmoid_()
+        r, z = rz.chunk(2, dim=1)
+        n = torch.addcmul(gi_t[:, 2 * H:], r, gh[:, 2 * H:], out=new_gates[k, :n_rows]).tanh_()
+        torch.sub(h_prev[:n_rows], n, out=out[t, :n_rows]).mul_(z).add_(n)
+        h_prev = out[t]
+    return out, _final(out, steps), rz_gates, new_gates, hidden_gates
+
+
+def gru_backward(h0, w_hh, mask, steps, out, rz_gates, new_gates, hidden_gates, d_out,
+                 d_final) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    T, B, H = out.shape
+    d_hidden = _new_buffer(steps, T, B, 3 * H, like=out)  # dL/dgh
+    d_input_new = _new_buffer(steps, T, B, H, like=out)  # dL/dgi_n (dL/dgi_rz = dL/dgh_rz)
+    d_h = d_final.clone()
+    for t in reversed(range(T)):
+        n_rows = _rows(steps, t, B)
+        if n_rows == 0:
+            continue
+        rz = rz_gates[t, :n_rows]
+        r, z = rz.chunk(2, dim=1)
+        n = new_gates[t, :n_rows]
+        gh_n = hidden_gates[t, :n_rows, 2 * H:]
+        h_prev = out[t - 1, :n_rows] if t > 0 else h0[:n_rows]
+        dgh = d_hidden[t, :n_rows]
+        d_rz, dgh_n = dgh.split([2 * H, H], dim=1)
+        d_r, d_z = d_rz.chunk(2, dim=1)
+
+        dh = d_out[t, :n_rows] + d_h[:n_rows]
+        torch.mul(dh, h_prev - n, out=d_z)  # h = n + z * (h_prev - n)
+        dh_z = dh * z
+        dn = (dh - dh_z).mul_(1 - n * n)  # dL/d(pre-tanh of n) = dh (1 - z) (1 - n^2)
+        d_input_new[t, :n_rows] = dn
+        torch.mul(dn, gh_n, out=d_r)
+        d_rz.mul_(rz - rz * rz)  # sigmoid' = s (1 - s)
+        torch.mul(dn, r, out=dgh_n)
+        d_prev = torch.mm(dgh, w_hh, out=d_h[:n_rows])
+        if mask is not None:
+            d_prev.mul_(mask[:n_rows])
+        d_prev.add_(dh_z)
+    d_gi = torch.cat([d_hidden[..., :2 * H], d_input_new], dim=-1)  # (T, B, 2H) + (T, B, H)
+    d_w_hh = _recurrent_weight_grad(d_hidden, _previous_hidden(h0, out, mask))
+    return d_gi, d_h, d_w_hh, d_hidden
+
+
+class GRUScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, gi, h0, w_hh, b_hh, mask, steps):
+        out, h_final, rz_gates, new_gates, hidden_gates = gru_forward(
+            gi, h0, w_hh, b_hh, mask, steps, keep=True)
+        ctx.save_for_backward(h0, w_hh, b_hh, mask, out, rz_gates, new_gates, hidden_gates)
+        ctx.steps = steps
+        return out, h_final
+
+    @staticmethod
+    def backward(ctx, d_out, d_final):
+        h0, w_hh, b_hh, mask, out, rz_gates, new_gates, hidden_gates = ctx.saved_tensors
+        d_gi, d_h0, d_w_hh, d_hidden = gru_backward(
+            h0, w_hh, mask, ctx.steps, out, rz_gates, new_gates, hidden_gates,
+            _dense(d_out, out), _dense(d_final, h0))
+        d_b_hh = None if b_hh is None else d_hidden.sum(dim=(0, 1))
+        return d_gi, d_h0, d_w_hh, d_b_hh, None, None
+
+
+# ------------------------------------------------------------------------ layer-norm LSTM
+def _layer_norm(x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    return torch.native_layer_norm(x, x.shape[-1:], weight, bias, LAYER_NORM_EPS)
+
+
+def _layer_norm_backward(d_y, x, mean, rstd, weight, bias):
+    """``(dL/dx, dL/dweight, dL/dbias)`` of ``y = LN(x; weight, bias)``: torch's own kernel."""
+    want_bias = bias is not None
+    return torch.ops.aten.native_layer_norm_backward(
+        d_y, x, x.shape[-1:], mean, rstd, weight, bias, [True, True, want_bias])
+
+
+def ln_lstm_forward(gi, h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, steps, keep):
+    """Layer-norm LSTM: ``a_t = gi_t + LN(W_hh m*h_{t-1}; g_hh)``; ``h_t = o*tanh(LN(c_t))``.
+
+    ``gi`` already holds ``LN(W_xh x_t [+ W_ch v]; g_ih) + b``. Gate order i, f, o, g.
+    """
+    T, B, G = gi.shape
+    H = G // 4
+    out = _new_buffer(steps, T, B, H, like=gi)
+    kept = T if keep else 1
+    recurrent = gi.new_empty(kept, B, G)  # W_hh m*h_{t-1}, before its norm
+    gates = gi.new_empty(kept, B, G)
+    cells = _new_buffer(steps, T, B, H, like=gi)
+    tanh_cells = gi.new_empty(kept, B, H)
+    stats = []  # per step: (mean, rstd) of the recurrent norm and of the cell norm
+    w_t = w_hh.t()
+    h_prev, c_prev = (h0 if mask is None else h0 * mask), c0
+    for t in range(T):
+        n = _rows(steps, t, B)
+        if n == 0:
+            break
+        k = t if keep else 0
+        y = torch.mm(h_prev[:n], w_t, out=recurrent[k, :n])
+        y_norm, y_mean, y_rstd = _layer_norm(y, ln_hh_w, None)
+        a = torch.add(gi[t, :n], y_norm, out=gates[k, :n])
+        sig, g = a.split([3 * H, H], dim=1)
+        sig.sigmoid_()
+        g.tanh_()
+        i, f, o = sig.chunk(3, dim=1)
+        c = torch.mul(f, c_prev[:n], out=cells[t, :n]).addcmul_(i, g)
+        c_norm, c_mean, c_rstd = _layer_norm(c, ln_c_w, ln_c_b)
+        tc = torch.tanh(c_norm, out=tanh_cells[k, :n])
+        torch.mul(o, tc, out=out[t, :n])
+        if keep:
+            stats.append((y_mean, y_rstd, c_mean, c_rstd))
+        h_prev = out[t] if mask is None else out[t] * mask
+        c_prev = cells[t]
+    return out, _final(out, steps), _final(cells, steps), (recurrent, gates, cells, tanh_cells,
+                                                           stats)
+
+
+def ln_lstm_backward(h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, steps, out, saved, d_out,
+                     d_h_final, d_c_final):
+    recurrent, gates, cells, tanh_cells, stats = saved
+    T, B, G = gates.shape
+    H = G // 4
+    d_gates = _new_buffer(steps, T, B, G, like=gates)  # = dL/dgi = dL/dLN_hh(y)
+    d_recurrent = _new_buffer(steps, T, B, G, like=gates)  # dL/dy, y = W_hh m*h_{t-1}
+    d_ln_hh_w = torch.zeros_like(ln_hh_w)
+    d_ln_c_w = torch.zeros_like(ln_c_w)
+    d_ln_c_b = torch.zeros_like(ln_c_b)
+    d_h = d_h_final.clone()
+    d_c = d_c_final.clone()
+    for t in reversed(range(T)):
+        n = _rows(steps, t, B)
+        if n == 0:
+            continue
+        y_mean, y_rstd, c_mean, c_rstd = stats[t]
+        a = gates[t, :n]
+        sig, g = a.split([3 * H, H], dim=1)
+        i, f, o = sig.chunk(3, dim=1)
+        tc = tanh_cells[t, :n]
+        c = cells[t, :n]
+        c_prev = cells[t - 1, :n] if t > 0 else c0[:n]
+        da = d_gates[t, :n]
+        d_sig, d_g = da.split([3 * H, H], dim=1)
+        d_i, d_f, d_o = d_sig.chunk(3, dim=1)
+
+        dh = d_out[t, :n] + d_h[:n]
+        torch.mul(dh, tc, out=d_o)  # h = o * tanh(LN(c))
+        d_c_norm = dh * o
+        d_c_norm.addcmul_(d_c_norm, tc * tc, value=-1)  # tanh' = 1 - tanh^2
+        dc, dw, db = _layer_norm_backward(d_c_norm, c, c_mean, c_rstd, ln_c_w, ln_c_b)
+        d_ln_c_w += dw
+        d_ln_c_b += db
+        dc += d_c[:n]
+        torch.mul(dc, g, out=d_i)  # c = f * c_prev + i * g
+        torch.mul(dc, c_prev, out=d_f)
+        torch.mul(dc, i, out=d_g)
+        torch.mul(dc, f, out=d_c[:n])
+        d_sig.mul_(sig - sig * sig)
+        d_g.addcmul_(d_g, g * g, value=-1)
+        dy, dw, _ = _layer_norm_backward(da, recurrent[t, :n], y_mean, y_rstd, ln_hh_w, None)
+        d_ln_hh_w += dw
+        d_recurrent[t, :n] = dy
+        d_prev = torch.mm(dy, w_hh, out=d_h[:n])
+        if mask is not None:
+            d_prev.mul_(mask[:n])
+    d_w_hh = _recurrent_weight_grad(d_recurrent, _previous_hidden(h0, out, mask))
+    return d_gates, d_h, d_c, d_w_hh, d_ln_hh_w, d_ln_c_w, d_ln_c_b
+
+
+class LayerNormLSTMScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, gi, h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, steps):
+        out, h_final, c_final, saved = ln_lstm_forward(
+            gi, h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, steps, keep=True)
+        recurrent, gates, cells, tanh_cells, stats = saved
+        ctx.save_for_backward(h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, out, recurrent, gates,
+                              cells, tanh_cells)
+        ctx.stats, ctx.steps = stats, steps
+        return out, h_final, c_final
+
+    @staticmethod
+    def backward(ctx, d_out, d_h_final, d_c_final):
+        (h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, out, recurrent, gates, cells,
+         tanh_cells) = ctx.saved_tensors
+        saved = (recurrent, gates, cells, tanh_cells, ctx.stats)
+        grads = ln_lstm_backward(h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, ctx.steps, out,
+                                 saved, _dense(d_out, out), _dense(d_h_final, h0),
+                                 _dense(d_c_final, c0))
+        return (*grads, None, None)
+
+
+def _dense(grad: Tensor | None, like: Tensor) -> Tensor:
+    """autograd passes None for an output nobody used: read it as zeros."""
+    return torch.zeros_like(like) if grad is None else grad
