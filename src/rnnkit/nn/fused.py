@@ -3,10 +3,11 @@
 Two engines, chosen per configuration by :func:`choose_engine`:
 
 * ``"torch"``: torch's fused kernels (``torch.lstm`` / ``torch.gru`` / ``torch.rnn_*``: oneDNN
-  on the CPU, cuDNN on the GPU) for the configurations torch.nn itself has.
-* ``"scan"``: our hand-written BPTT (:mod:`rnnkit.nn.scan`) for everything else (a context
-  vector, layer norm, recurrent dropout) and wherever it is faster (GRU and vanilla RNN on the
-  CPU, where torch runs one autograd node per operation and step).
+  on the CPU, cuDNN on the GPU) for the cells torch.nn itself has, conditioned or not: the
+  context term rides on the kernel's input product (see :func:`_with_context`).
+* ``"scan"``: our hand-written BPTT (:mod:`rnnkit.nn.scan`) for everything else (layer norm,
+  recurrent dropout) and wherever it is faster (GRU and vanilla RNN on the CPU, where torch
+  runs one autograd node per operation and step).
 
 Both run layer by layer, time-major inside, with the inter-layer dropout and recurrent masks
 sampled by the caller, so that every engine and the loop see the same noise.
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from . import scan
+from . import gemm, scan
 from .cells import GRUCell, LayerNormLSTMCell, LSTMCell, LSTMState, RecurrentCell, RNNCell
 
 ENGINES = ("torch", "scan")
@@ -29,17 +30,21 @@ ENGINES = ("torch", "scan")
 
 def torch_supports(cell: RecurrentCell, has_recurrent_dropout: bool) -> bool:
     """Whether torch's fused kernels compute this cell exactly."""
-    plain = type(cell) in (RNNCell, LSTMCell, GRUCell)
-    return plain and cell.context_size == 0 and not has_recurrent_dropout
+    return type(cell) in (RNNCell, LSTMCell, GRUCell) and not has_recurrent_dropout
 
 
-def choose_engine(cell: RecurrentCell, has_recurrent_dropout: bool, device: torch.device) -> str:
+def choose_engine(cell: RecurrentCell, has_recurrent_dropout: bool, device: torch.device,
+                  batch_size: int) -> str:
     """The faster engine for this configuration (measured: see benchmarks/bench_recurrent.py)."""
     if not torch_supports(cell, has_recurrent_dropout):
         return "scan"
     if device.type == "cuda":
-        return "torch"  # cuDNN fuses every cell kind
-    return "torch" if isinstance(cell, LSTMCell) else "scan"  # CPU: oneDNN fuses only the LSTM
+        return "torch"  # cuDNN fuses every cell kind; a Python loop of small kernels cannot win
+    if not isinstance(cell, LSTMCell):
+        return "scan"  # CPU: oneDNN fuses only the LSTM; torch runs GRU/RNN op by op
+    # a context widens the kernel's input by min(K, B) columns: worth it while that is small
+    extra = min(cell.context_size, batch_size)
+    return "torch" if extra <= (cell.input_size + cell.hidden_size) / 4 else "scan"
 
 
 def run(engine: str, cells: Sequence[RecurrentCell], num_layers: int, bidirectional: bool,
@@ -72,7 +77,8 @@ def run(engine: str, cells: Sequence[RecurrentCell], num_layers: int, bidirectio
         layer_cells = cells[layer * directions:(layer + 1) * directions]
         layer_states = states[layer * directions:(layer + 1) * directions]
         if engine == "torch":
-            output, layer_finals = _torch_layer(layer_cells, layer_input, layer_states, lengths)
+            output, layer_finals = _torch_layer(layer_cells, layer_input, layer_states, lengths,
+                                                context)
         else:
             outputs, layer_finals = [], []
             for direction, cell in enumerate(layer_cells):
@@ -134,10 +140,9 @@ def _input_gates(cell: RecurrentCell, seq: Tensor, context: Tensor | None,
                  order: Tensor | None) -> Tensor:
     """The gates' input part for every step at once: ``(T, B, I) -> (T, B, G)``.
 
-    ``W_xh x_t`` is one large product over all steps. The per-sequence term ``W_ch v + b``
-    is ``(B, G)`` and rides along as the bias of a batched product (each step's slab
-    ``(B, I) @ (I, G)`` plus the same ``(B, G)``), so conditioning costs one small product, not
-    a second pass over ``(T, B, G)``.
+    ``W_xh x_t`` is one large product over all steps; the per-sequence term ``W_ch v`` is
+    ``(B, G)``, computed once and added to every step's slab in place: conditioning costs one
+    small product and one pass over the gates, not a longer input.
     """
     weight = _rows(cell.weight_ih, order)
     if isinstance(cell, LayerNormLSTMCell):
@@ -147,13 +152,10 @@ def _input_gates(cell: RecurrentCell, seq: Tensor, context: Tensor | None,
     else:
         bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh  # both outside act
     bias = _rows(bias, order)
-    if context is None:
-        gates = F.linear(seq, weight, bias)
-    else:
-        per_sequence = F.linear(context, _rows(cell.weight_ch, order), bias)  # (B, G)
-        # (T, B, I) @ (I, G) + (1, B, G) -> (T, B, G)
-        gates = torch.baddbmm(per_sequence.unsqueeze(0), seq,
-                              weight.t().unsqueeze(0).expand(seq.shape[0], -1, -1))
+    per_sequence = None
+    if context is not None:  # (B, K) -> (1, B, G), the same at every step
+        per_sequence = F.linear(context, _rows(cell.weight_ch, order)).unsqueeze(0)
+    gates = gemm.linear(seq, weight, bias, per_sequence)  # (T, B, I) x (I, G) -> (T, B, G)
     if isinstance(cell, LayerNormLSTMCell):
         gates = F.layer_norm(gates, gates.shape[-1:], _rows(cell.ln_ih_weight, order), None,
                              scan.LAYER_NORM_EPS)
@@ -179,7 +181,8 @@ def _scan_direction(cell: RecurrentCell, seq: Tensor, state, context: Tensor | N
     if isinstance(cell, GRUCell):
         if grad:
             return scan.GRUScan.apply(gi, state, w_hh, cell.bias_hh, mask, steps)
-        return scan.gru_forward(gi, state, w_hh, cell.bias_hh, mask, steps, keep=False)[:2]
+        out, h, _ = scan.gru_forward(gi, state, w_hh, cell.bias_hh, mask, steps, keep=False)
+        return out, h
     if isinstance(cell, LayerNormLSTMCell):
         ln = (_rows(cell.ln_hh_weight, order), cell.ln_c_weight, cell.ln_c_bias)
         if grad:
@@ -191,19 +194,47 @@ def _scan_direction(cell: RecurrentCell, seq: Tensor, state, context: Tensor | N
     if grad:
         out, h, c = scan.LSTMScan.apply(gi, state.h, state.c, w_hh, mask, steps)
     else:
-        out, h, c = scan.lstm_forward(gi, state.h, state.c, w_hh, mask, steps, keep=False)[:3]
+        out, h, c, _ = scan.lstm_forward(gi, state.h, state.c, w_hh, mask, steps, keep=False)
     return out, LSTMState(h, c)
 
 
 # ----------------------------------------------------------------------------- torch engine
+def _with_context(layer_cells: Sequence[RecurrentCell], seq: Tensor,
+                  context: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """Let the per-sequence term ``W_ch v`` ride on a fused kernel's input product.
+
+    The kernel computes ``W_ih' x'_t`` for every step; with ``x'_t = [x_t, z]`` and
+    ``W_ih' = [W_ih, W_z]`` that is ``W_ih x_t + W_z z``. Two exact choices of ``(z, W_z)``:
+
+    * ``z = v`` ``(K,)`` and ``W_z = W_ch``: ``K`` more input columns;
+    * ``z = e_b`` (sequence b's one-hot, ``(B,)``) and ``W_z = (W_ch V^T)`` ``(G, B)``, whose
+      column b is sequence b's term: ``B`` more columns, whatever ``K`` is.
+
+    The narrower one is used. Returns ``x'`` ``(T, B, I + min(K, B))`` and each cell's ``W_ih'``.
+    """
+    T, B, _ = seq.shape
+    if context.shape[1] <= B:
+        extra = context  # (B, K)
+        weights = [torch.cat([c.weight_ih, c.weight_ch], dim=1) for c in layer_cells]
+    else:
+        extra = torch.eye(B, dtype=seq.dtype, device=seq.device)  # (B, B)
+        weights = [torch.cat([c.weight_ih, F.linear(context, c.weight_ch).t()], dim=1)
+                   for c in layer_cells]  # (G, I) + (G, B)
+    seq = torch.cat([seq, extra.unsqueeze(0).expand(T, -1, -1)], dim=2)  # (T, B, I + extra)
+    return seq, weights
+
+
 def _torch_layer(layer_cells: Sequence[RecurrentCell], seq: Tensor, states: list,
-                 lengths: Tensor | None):
+                 lengths: Tensor | None, context: Tensor | None):
     """One layer, all directions, by ``torch.lstm/gru/rnn_*``: ``(T, B, I) -> (T, B, D*H)``."""
     first = layer_cells[0]
     bidirectional = len(layer_cells) == 2
+    input_weights = [cell.weight_ih for cell in layer_cells]
+    if context is not None:
+        seq, input_weights = _with_context(layer_cells, seq, context)
     params = []
-    for cell in layer_cells:
-        params += [cell.weight_ih, cell.weight_hh]
+    for cell, weight_ih in zip(layer_cells, input_weights, strict=True):
+        params += [weight_ih, cell.weight_hh]
         if cell.bias:
             params += [cell.bias_ih, cell.bias_hh]
     if first.has_cell_state:

@@ -137,7 +137,7 @@ class Recurrent(nn.Module):
         self._check_context(context, B)
         states = self._split_state(state, B, input)
         layer_masks, recurrent_masks = self._sample_noise(B, T, input)
-        engine = self.engine(input.device)
+        engine = self.engine(input.device, B)
         if engine == "loop":
             output, finals = self._loop(input, states, lengths, context, layer_masks,
                                         recurrent_masks)
@@ -147,16 +147,16 @@ class Recurrent(nn.Module):
                                        recurrent_masks)
         return output, self._stack_state(finals)
 
-    def engine(self, device: torch.device) -> str:
+    def engine(self, device: torch.device, batch_size: int = 1) -> str:
         """The implementation ``forward`` will use: ``"loop"``, ``"torch"`` or ``"scan"``."""
         has_recurrent_dropout = self.training and self.recurrent_dropout > 0
         if self.impl == "torch" and not fused.torch_supports(self.cells[0],
                                                              has_recurrent_dropout):
-            raise ValueError(f"impl='torch' needs a plain rnn/lstm/gru without context or "
-                             f"recurrent dropout; this layer is {self.extra_repr()}")
+            raise ValueError(f"impl='torch' needs an rnn/lstm/gru cell without recurrent "
+                             f"dropout in training; this layer is {self.extra_repr()}")
         if self.impl != "auto":
             return self.impl
-        return fused.choose_engine(self.cells[0], has_recurrent_dropout, device)
+        return fused.choose_engine(self.cells[0], has_recurrent_dropout, device, batch_size)
 
     def _loop(self, x: Tensor, states: list, lengths: Tensor | None, context: Tensor | None,
               layer_masks: list, recurrent_masks: list) -> tuple[Tensor, list]:

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from .cells import LAYER_NORM_EPS
+from .gemm import mm_t, weight_grad
 
 
 class Steps(NamedTuple):
@@ -64,7 +65,15 @@ def _previous_hidden(h0: Tensor, out: Tensor, mask: Tensor | None) -> Tensor:
 
 def _recurrent_weight_grad(d_gates: Tensor, h_prev: Tensor) -> Tensor:
     # (T, B, G) x (T, B, H) -> (G, H): one product over all steps and sequences
-    return d_gates.reshape(-1, d_gates.shape[-1]).t() @ h_prev.reshape(-1, h_prev.shape[-1])
+    return weight_grad(d_gates, h_prev)
+
+
+def _store(buffer: Tensor, n: int, value: Tensor, steps: Steps | None) -> Tensor:
+    """The running gradient buffer after a step: rows past ``n`` keep what they hold."""
+    if steps is None:
+        return value  # every row ran: no copy
+    buffer[:n] = value
+    return buffer
 
 
 # ------------------------------------------------------------------------------ vanilla RNN
@@ -73,14 +82,16 @@ def rnn_forward(gi: Tensor, h0: Tensor, w_hh: Tensor, mask: Tensor | None,
     """``h_t = tanh(gi_t + W_hh (m * h_{t-1}))`` for every t (or ``relu``)."""
     T, B, H = gi.shape
     out = _new_buffer(steps, T, B, H, like=gi)
-    w_t = w_hh.t()
     h_prev = h0 if mask is None else h0 * mask
     for t in range(T):
         n = _rows(steps, t, B)
         if n == 0:
             break
-        h = torch.addmm(gi[t, :n], h_prev[:n], w_t, out=out[t, :n])
-        h.relu_() if relu else h.tanh_()
+        pre = mm_t(h_prev[:n], w_hh, add=gi[t, :n])  # (n, H) x (H, H) + (n, H)
+        if relu:
+            torch.clamp_min(pre, 0, out=out[t, :n])
+        else:
+            torch.tanh(pre, out=out[t, :n])
         h_prev = out[t] if mask is None else out[t] * mask
     return out, _final(out, steps)
 
@@ -91,19 +102,18 @@ def rnn_backward(gi: Tensor, h0: Tensor, w_hh: Tensor, mask: Tensor | None,
     T, B, H = out.shape
     d_pre = _new_buffer(steps, T, B, H, like=out)  # dL/d(pre-activation), = dL/dgi
     d_next = d_final.clone()  # dL/dh_t from step t+1; rows not yet running hold d_final
+    w_hh_t = w_hh.t().contiguous()  # (H, H): d_prev = d_pre @ W_hh = d_pre @ w_hh_t^T
     for t in reversed(range(T)):
         n = _rows(steps, t, B)
         if n == 0:
             continue
         dh = d_out[t, :n] + d_next[:n]
         h = out[t, :n]
-        if relu:
-            torch.mul(dh, h > 0, out=d_pre[t, :n])  # relu' = 1 where h > 0
-        else:
-            torch.addcmul(dh, dh, h * h, value=-1, out=d_pre[t, :n])  # tanh' = 1 - h^2
-        d_prev = torch.mm(d_pre[t, :n], w_hh, out=d_next[:n])
+        (_relu_backward if relu else _tanh_backward)(dh, h, out=d_pre[t, :n])
+        d_prev = mm_t(d_pre[t, :n], w_hh_t)
         if mask is not None:
             d_prev.mul_(mask[:n])
+        d_next = _store(d_next, n, d_prev, steps)
     d_w_hh = _recurrent_weight_grad(d_pre, _previous_hidden(h0, out, mask))
     return d_pre, d_next, d_w_hh
 
@@ -128,53 +138,49 @@ class RNNScan(torch.autograd.Function):
 # Gate blocks here are ordered i, f, o, g (the caller permutes torch's i, f, g, o weights), so
 # that one sigmoid covers the three contiguous sigmoid gates.
 def lstm_forward(gi: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, mask: Tensor | None,
-                 steps: Steps | None, keep: bool) -> tuple[Tensor, ...]:
+                 steps: Steps | None, keep: bool) -> tuple:
     """``c_t = f*c_{t-1} + i*g``, ``h_t = o*tanh(c_t)``; ``[i,f,o,g] = act(gi_t + W_hh m*h_{t-1})``.
 
-    ``keep`` saves every step for the backward pass; without it one step's buffers are reused.
+    ``keep`` keeps each step's activated gates and ``tanh(c_t)`` for the backward pass.
     """
     T, B, G = gi.shape
     H = G // 4
     out = _new_buffer(steps, T, B, H, like=gi)
-    kept = T if keep else 1
-    gates = gi.new_empty(kept, B, G)  # activated i, f, o, g
     cells = _new_buffer(steps, T, B, H, like=gi)  # c_t (all of them: the final c is read off it)
-    tanh_cells = gi.new_empty(kept, B, H)
-    w_t = w_hh.t()
+    gates, tanh_cells = [], []  # per step: (n, 4H) activated i, f, o, g; (n, H) tanh(c_t)
     h_prev, c_prev = (h0 if mask is None else h0 * mask), c0
     for t in range(T):
         n = _rows(steps, t, B)
         if n == 0:
             break
-        k = t if keep else 0
-        a = torch.addmm(gi[t, :n], h_prev[:n], w_t, out=gates[k, :n])  # (n, 4H)
+        a = mm_t(h_prev[:n], w_hh, add=gi[t, :n])  # (n, H) x (H, 4H) + (n, 4H)
         sig, g = a.split([3 * H, H], dim=1)
         sig.sigmoid_()
         g.tanh_()
         i, f, o = sig.chunk(3, dim=1)
         c = torch.mul(f, c_prev[:n], out=cells[t, :n]).addcmul_(i, g)
-        tc = torch.tanh(c, out=tanh_cells[k, :n])
+        tc = torch.tanh(c)
         torch.mul(o, tc, out=out[t, :n])
+        if keep:
+            gates.append(a)
+            tanh_cells.append(tc)
         h_prev = out[t] if mask is None else out[t] * mask
         c_prev = cells[t]
-    return out, _final(out, steps), _final(cells, steps), gates, cells, tanh_cells
+    return out, _final(out, steps), _final(cells, steps), (cells, gates, tanh_cells)
 
 
-def lstm_backward(h0, c0, w_hh, mask, steps, out, gates, cells, tanh_cells, d_out, d_h_final,
-                  d_c_final) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    T, B, G = gates.shape
-    H = G // 4
-    d_gates = _new_buffer(steps, T, B, G, like=gates)  # dL/d(pre-activations) = dL/dgi
+def lstm_backward(h0, c0, w_hh, mask, steps, out, saved, d_out, d_h_final, d_c_final):
+    cells, gates, tanh_cells = saved
+    T, B, H = out.shape
+    d_gates = _new_buffer(steps, T, B, 4 * H, like=out)  # dL/d(pre-activations) = dL/dgi
     d_h = d_h_final.clone()  # dL/dh_t arriving from step t+1 (or the final state)
     d_c = d_c_final.clone()  # dL/dc_t arriving from step t+1 (or the final state)
-    for t in reversed(range(T)):
+    w_hh_t = w_hh.t().contiguous()  # (H, 4H)
+    for t in reversed(range(len(gates))):
         n = _rows(steps, t, B)
-        if n == 0:
-            continue
-        a = gates[t, :n]
-        sig, g = a.split([3 * H, H], dim=1)
+        sig, g = gates[t].split([3 * H, H], dim=1)
         i, f, o = sig.chunk(3, dim=1)
-        tc = tanh_cells[t, :n]
+        tc = tanh_cells[t]
         c_prev = cells[t - 1, :n] if t > 0 else c0[:n]
         da = d_gates[t, :n]
         d_sig, d_g = da.split([3 * H, H], dim=1)
@@ -182,17 +188,17 @@ def lstm_backward(h0, c0, w_hh, mask, steps, out, gates, cells, tanh_cells, d_ou
 
         dh = d_out[t, :n] + d_h[:n]
         torch.mul(dh, tc, out=d_o)  # h = o * tanh(c)
-        dc = dh * o
-        dc.addcmul_(dc, tc * tc, value=-1).add_(d_c[:n])  # + dL/dc_t * (1 - tanh(c)^2)
+        dc = _tanh_backward(dh * o, tc).add_(d_c[:n])  # + dL/dc_t from step t+1
         torch.mul(dc, g, out=d_i)  # c = f * c_prev + i * g
         torch.mul(dc, c_prev, out=d_f)
         torch.mul(dc, i, out=d_g)
-        torch.mul(dc, f, out=d_c[:n])  # dL/dc_{t-1}
-        d_sig.mul_(sig - sig * sig)  # sigmoid' = s (1 - s)
-        d_g.addcmul_(d_g, g * g, value=-1)  # tanh' = 1 - g^2
-        d_prev = torch.mm(da, w_hh, out=d_h[:n])
+        d_c = _store(d_c, n, dc.mul_(f), steps)  # dL/dc_{t-1}
+        _sigmoid_backward(d_sig, sig, out=d_sig)  # through the activations, in place
+        _tanh_backward(d_g, g, out=d_g)
+        d_prev = mm_t(da, w_hh_t)  # (n, 4H) x (4H, H)
         if mask is not None:
             d_prev.mul_(mask[:n])
+        d_h = _store(d_h, n, d_prev, steps)
     d_w_hh = _recurrent_weight_grad(d_gates, _previous_hidden(h0, out, mask))
     return d_gates, d_h, d_c, d_w_hh
 
@@ -200,24 +206,23 @@ def lstm_backward(h0, c0, w_hh, mask, steps, out, gates, cells, tanh_cells, d_ou
 class LSTMScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gi, h0, c0, w_hh, mask, steps):
-        out, h_final, c_final, gates, cells, tanh_cells = lstm_forward(
-            gi, h0, c0, w_hh, mask, steps, keep=True)
-        ctx.save_for_backward(h0, c0, w_hh, mask, out, gates, cells, tanh_cells)
-        ctx.steps = steps
+        out, h_final, c_final, saved = lstm_forward(gi, h0, c0, w_hh, mask, steps, keep=True)
+        ctx.save_for_backward(h0, c0, w_hh, mask, out)
+        ctx.saved, ctx.steps = saved, steps  # per-step intermediates, not inputs or outputs
         return out, h_final, c_final
 
     @staticmethod
     def backward(ctx, d_out, d_h_final, d_c_final):
-        h0, c0, w_hh, mask, out, gates, cells, tanh_cells = ctx.saved_tensors
+        h0, c0, w_hh, mask, out = ctx.saved_tensors
         d_gi, d_h0, d_c0, d_w_hh = lstm_backward(
-            h0, c0, w_hh, mask, ctx.steps, out, gates, cells, tanh_cells,
-            _dense(d_out, out), _dense(d_h_final, h0), _dense(d_c_final, c0))
+            h0, c0, w_hh, mask, ctx.steps, out, ctx.saved, _dense(d_out, out),
+            _dense(d_h_final, h0), _dense(d_c_final, c0))
         return d_gi, d_h0, d_c0, d_w_hh, None, None
 
 
 # ------------------------------------------------------------------------------------- GRU
 def gru_forward(gi: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, mask: Tensor | None,
-                steps: Steps | None, keep: bool) -> tuple[Tensor, ...]:
+                steps: Steps | None, keep: bool) -> tuple:
     """torch's GRU: ``[r,z] = sigm(gi+gh)``, ``n = tanh(gi_n + r*gh_n)``, ``h = n + z*(h_{t-1}-n)``.
 
     ``gh_t = W_hh (m * h_{t-1}) + b_hh`` stays whole because ``b_hn`` sits inside ``r * (.)``.
@@ -225,63 +230,53 @@ def gru_forward(gi: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, mask:
     T, B, G = gi.shape
     H = G // 3
     out = _new_buffer(steps, T, B, H, like=gi)
-    kept = T if keep else 1
-    rz_gates = gi.new_empty(kept, B, 2 * H)  # activated r, z
-    new_gates = gi.new_empty(kept, B, H)  # n
-    hidden_gates = gi.new_empty(kept, B, G)  # gh (its n-part is needed for dL/dr)
-    w_t = w_hh.t()
+    saved = []  # per step: activated r, z (n, 2H); n (n, H); gh_n (n, H)
     h_prev = h0
     for t in range(T):
-        n_rows = _rows(steps, t, B)
-        if n_rows == 0:
+        rows = _rows(steps, t, B)
+        if rows == 0:
             break
-        k = t if keep else 0
-        h_in = h_prev[:n_rows] if mask is None else h_prev[:n_rows] * mask[:n_rows]
-        gh = hidden_gates[k, :n_rows]
-        if b_hh is None:
-            torch.mm(h_in, w_t, out=gh)
-        else:
-            torch.addmm(b_hh, h_in, w_t, out=gh)
-        gi_t = gi[t, :n_rows]
-        rz = torch.add(gi_t[:, :2 * H], gh[:, :2 * H], out=rz_gates[k, :n_rows]).sigmoid_()
+        h_in = h_prev[:rows] if mask is None else h_prev[:rows] * mask[:rows]
+        gh = mm_t(h_in, w_hh, bias=b_hh)  # (n, H) x (H, 3H) + b_hh
+        gi_t = gi[t, :rows]
+        rz = torch.add(gi_t[:, :2 * H], gh[:, :2 * H]).sigmoid_()
         r, z = rz.chunk(2, dim=1)
-        n = torch.addcmul(gi_t[:, 2 * H:], r, gh[:, 2 * H:], out=new_gates[k, :n_rows]).tanh_()
-        torch.sub(h_prev[:n_rows], n, out=out[t, :n_rows]).mul_(z).add_(n)
+        gh_n = gh[:, 2 * H:]
+        n = torch.addcmul(gi_t[:, 2 * H:], r, gh_n).tanh_()
+        torch.sub(h_prev[:rows], n, out=out[t, :rows]).mul_(z).add_(n)
+        if keep:
+            saved.append((rz, n, gh_n))
         h_prev = out[t]
-    return out, _final(out, steps), rz_gates, new_gates, hidden_gates
+    return out, _final(out, steps), saved
 
 
-def gru_backward(h0, w_hh, mask, steps, out, rz_gates, new_gates, hidden_gates, d_out,
-                 d_final) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def gru_backward(h0, w_hh, mask, steps, out, saved, d_out, d_final):
     T, B, H = out.shape
     d_hidden = _new_buffer(steps, T, B, 3 * H, like=out)  # dL/dgh
     d_input_new = _new_buffer(steps, T, B, H, like=out)  # dL/dgi_n (dL/dgi_rz = dL/dgh_rz)
     d_h = d_final.clone()
-    for t in reversed(range(T)):
-        n_rows = _rows(steps, t, B)
-        if n_rows == 0:
-            continue
-        rz = rz_gates[t, :n_rows]
+    w_hh_t = w_hh.t().contiguous()  # (H, 3H)
+    for t in reversed(range(len(saved))):
+        rows = _rows(steps, t, B)
+        rz, n, gh_n = saved[t]
         r, z = rz.chunk(2, dim=1)
-        n = new_gates[t, :n_rows]
-        gh_n = hidden_gates[t, :n_rows, 2 * H:]
-        h_prev = out[t - 1, :n_rows] if t > 0 else h0[:n_rows]
-        dgh = d_hidden[t, :n_rows]
+        h_prev = out[t - 1, :rows] if t > 0 else h0[:rows]
+        dgh = d_hidden[t, :rows]
         d_rz, dgh_n = dgh.split([2 * H, H], dim=1)
         d_r, d_z = d_rz.chunk(2, dim=1)
 
-        dh = d_out[t, :n_rows] + d_h[:n_rows]
+        dh = d_out[t, :rows] + d_h[:rows]
         torch.mul(dh, h_prev - n, out=d_z)  # h = n + z * (h_prev - n)
         dh_z = dh * z
-        dn = (dh - dh_z).mul_(1 - n * n)  # dL/d(pre-tanh of n) = dh (1 - z) (1 - n^2)
-        d_input_new[t, :n_rows] = dn
+        dn = torch.sub(dh, dh_z, out=d_input_new[t, :rows])  # dL/dn = dh (1 - z)
+        _tanh_backward(dn, n, out=dn)  # dL/d(pre-tanh of n)
         torch.mul(dn, gh_n, out=d_r)
-        d_rz.mul_(rz - rz * rz)  # sigmoid' = s (1 - s)
+        _sigmoid_backward(d_rz, rz, out=d_rz)
         torch.mul(dn, r, out=dgh_n)
-        d_prev = torch.mm(dgh, w_hh, out=d_h[:n_rows])
+        d_prev = mm_t(dgh, w_hh_t)  # (n, 3H) x (3H, H)
         if mask is not None:
-            d_prev.mul_(mask[:n_rows])
-        d_prev.add_(dh_z)
+            d_prev.mul_(mask[:rows])
+        d_h = _store(d_h, rows, d_prev.add_(dh_z), steps)
     d_gi = torch.cat([d_hidden[..., :2 * H], d_input_new], dim=-1)  # (T, B, 2H) + (T, B, H)
     d_w_hh = _recurrent_weight_grad(d_hidden, _previous_hidden(h0, out, mask))
     return d_gi, d_h, d_w_hh, d_hidden
@@ -290,18 +285,16 @@ def gru_backward(h0, w_hh, mask, steps, out, rz_gates, new_gates, hidden_gates, 
 class GRUScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gi, h0, w_hh, b_hh, mask, steps):
-        out, h_final, rz_gates, new_gates, hidden_gates = gru_forward(
-            gi, h0, w_hh, b_hh, mask, steps, keep=True)
-        ctx.save_for_backward(h0, w_hh, b_hh, mask, out, rz_gates, new_gates, hidden_gates)
-        ctx.steps = steps
+        out, h_final, saved = gru_forward(gi, h0, w_hh, b_hh, mask, steps, keep=True)
+        ctx.save_for_backward(h0, w_hh, b_hh, mask, out)
+        ctx.saved, ctx.steps = saved, steps
         return out, h_final
 
     @staticmethod
     def backward(ctx, d_out, d_final):
-        h0, w_hh, b_hh, mask, out, rz_gates, new_gates, hidden_gates = ctx.saved_tensors
+        h0, w_hh, b_hh, mask, out = ctx.saved_tensors
         d_gi, d_h0, d_w_hh, d_hidden = gru_backward(
-            h0, w_hh, mask, ctx.steps, out, rz_gates, new_gates, hidden_gates,
-            _dense(d_out, out), _dense(d_final, h0))
+            h0, w_hh, mask, ctx.steps, out, ctx.saved, _dense(d_out, out), _dense(d_final, h0))
         d_b_hh = None if b_hh is None else d_hidden.sum(dim=(0, 1))
         return d_gi, d_h0, d_w_hh, d_b_hh, None, None
 
@@ -313,9 +306,8 @@ def _layer_norm(x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor,
 
 def _layer_norm_backward(d_y, x, mean, rstd, weight, bias):
     """``(dL/dx, dL/dweight, dL/dbias)`` of ``y = LN(x; weight, bias)``: torch's own kernel."""
-    want_bias = bias is not None
     return torch.ops.aten.native_layer_norm_backward(
-        d_y, x, x.shape[-1:], mean, rstd, weight, bias, [True, True, want_bias])
+        d_y, x, x.shape[-1:], mean, rstd, weight, bias, [True, True, bias is not None])
 
 
 def ln_lstm_forward(gi, h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, steps, keep):
@@ -326,59 +318,48 @@ def ln_lstm_forward(gi, h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, steps, keep
     T, B, G = gi.shape
     H = G // 4
     out = _new_buffer(steps, T, B, H, like=gi)
-    kept = T if keep else 1
-    recurrent = gi.new_empty(kept, B, G)  # W_hh m*h_{t-1}, before its norm
-    gates = gi.new_empty(kept, B, G)
     cells = _new_buffer(steps, T, B, H, like=gi)
-    tanh_cells = gi.new_empty(kept, B, H)
-    stats = []  # per step: (mean, rstd) of the recurrent norm and of the cell norm
-    w_t = w_hh.t()
+    saved = []  # per step: y = W_hh m*h_{t-1} and its norm's statistics, gates, LN(c) stats
     h_prev, c_prev = (h0 if mask is None else h0 * mask), c0
     for t in range(T):
         n = _rows(steps, t, B)
         if n == 0:
             break
-        k = t if keep else 0
-        y = torch.mm(h_prev[:n], w_t, out=recurrent[k, :n])
+        y = mm_t(h_prev[:n], w_hh)  # (n, H) x (H, 4H)
         y_norm, y_mean, y_rstd = _layer_norm(y, ln_hh_w, None)
-        a = torch.add(gi[t, :n], y_norm, out=gates[k, :n])
+        a = y_norm.add_(gi[t, :n])
         sig, g = a.split([3 * H, H], dim=1)
         sig.sigmoid_()
         g.tanh_()
         i, f, o = sig.chunk(3, dim=1)
         c = torch.mul(f, c_prev[:n], out=cells[t, :n]).addcmul_(i, g)
         c_norm, c_mean, c_rstd = _layer_norm(c, ln_c_w, ln_c_b)
-        tc = torch.tanh(c_norm, out=tanh_cells[k, :n])
+        tc = c_norm.tanh_()
         torch.mul(o, tc, out=out[t, :n])
         if keep:
-            stats.append((y_mean, y_rstd, c_mean, c_rstd))
+            saved.append((y, y_mean, y_rstd, a, c_mean, c_rstd, tc))
         h_prev = out[t] if mask is None else out[t] * mask
         c_prev = cells[t]
-    return out, _final(out, steps), _final(cells, steps), (recurrent, gates, cells, tanh_cells,
-                                                           stats)
+    return out, _final(out, steps), _final(cells, steps), (cells, saved)
 
 
 def ln_lstm_backward(h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, steps, out, saved, d_out,
                      d_h_final, d_c_final):
-    recurrent, gates, cells, tanh_cells, stats = saved
-    T, B, G = gates.shape
-    H = G // 4
-    d_gates = _new_buffer(steps, T, B, G, like=gates)  # = dL/dgi = dL/dLN_hh(y)
-    d_recurrent = _new_buffer(steps, T, B, G, like=gates)  # dL/dy, y = W_hh m*h_{t-1}
+    cells, per_step = saved
+    T, B, H = out.shape
+    d_gates = _new_buffer(steps, T, B, 4 * H, like=out)  # = dL/dgi = dL/dLN_hh(y)
+    d_recurrent = _new_buffer(steps, T, B, 4 * H, like=out)  # dL/dy, y = W_hh m*h_{t-1}
     d_ln_hh_w = torch.zeros_like(ln_hh_w)
     d_ln_c_w = torch.zeros_like(ln_c_w)
     d_ln_c_b = torch.zeros_like(ln_c_b)
     d_h = d_h_final.clone()
     d_c = d_c_final.clone()
-    for t in reversed(range(T)):
+    w_hh_t = w_hh.t().contiguous()  # (H, 4H)
+    for t in reversed(range(len(per_step))):
         n = _rows(steps, t, B)
-        if n == 0:
-            continue
-        y_mean, y_rstd, c_mean, c_rstd = stats[t]
-        a = gates[t, :n]
+        y, y_mean, y_rstd, a, c_mean, c_rstd, tc = per_step[t]
         sig, g = a.split([3 * H, H], dim=1)
         i, f, o = sig.chunk(3, dim=1)
-        tc = tanh_cells[t, :n]
         c = cells[t, :n]
         c_prev = cells[t - 1, :n] if t > 0 else c0[:n]
         da = d_gates[t, :n]
@@ -387,8 +368,7 @@ def ln_lstm_backward(h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, steps, out, sa
 
         dh = d_out[t, :n] + d_h[:n]
         torch.mul(dh, tc, out=d_o)  # h = o * tanh(LN(c))
-        d_c_norm = dh * o
-        d_c_norm.addcmul_(d_c_norm, tc * tc, value=-1)  # tanh' = 1 - tanh^2
+        d_c_norm = _tanh_backward(dh * o, tc)
         dc, dw, db = _layer_norm_backward(d_c_norm, c, c_mean, c_rstd, ln_c_w, ln_c_b)
         d_ln_c_w += dw
         d_ln_c_b += db
@@ -396,15 +376,16 @@ def ln_lstm_backward(h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, steps, out, sa
         torch.mul(dc, g, out=d_i)  # c = f * c_prev + i * g
         torch.mul(dc, c_prev, out=d_f)
         torch.mul(dc, i, out=d_g)
-        torch.mul(dc, f, out=d_c[:n])
-        d_sig.mul_(sig - sig * sig)
-        d_g.addcmul_(d_g, g * g, value=-1)
-        dy, dw, _ = _layer_norm_backward(da, recurrent[t, :n], y_mean, y_rstd, ln_hh_w, None)
+        d_c = _store(d_c, n, dc.mul_(f), steps)
+        _sigmoid_backward(d_sig, sig, out=d_sig)
+        _tanh_backward(d_g, g, out=d_g)
+        dy, dw, _ = _layer_norm_backward(da, y, y_mean, y_rstd, ln_hh_w, None)
         d_ln_hh_w += dw
         d_recurrent[t, :n] = dy
-        d_prev = torch.mm(dy, w_hh, out=d_h[:n])
+        d_prev = mm_t(dy, w_hh_t)  # (n, 4H) x (4H, H)
         if mask is not None:
             d_prev.mul_(mask[:n])
+        d_h = _store(d_h, n, d_prev, steps)
     d_w_hh = _recurrent_weight_grad(d_recurrent, _previous_hidden(h0, out, mask))
     return d_gates, d_h, d_c, d_w_hh, d_ln_hh_w, d_ln_c_w, d_ln_c_b
 
@@ -414,21 +395,33 @@ class LayerNormLSTMScan(torch.autograd.Function):
     def forward(ctx, gi, h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, steps):
         out, h_final, c_final, saved = ln_lstm_forward(
             gi, h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, steps, keep=True)
-        recurrent, gates, cells, tanh_cells, stats = saved
-        ctx.save_for_backward(h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, out, recurrent, gates,
-                              cells, tanh_cells)
-        ctx.stats, ctx.steps = stats, steps
+        ctx.save_for_backward(h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, out)
+        ctx.saved, ctx.steps = saved, steps
         return out, h_final, c_final
 
     @staticmethod
     def backward(ctx, d_out, d_h_final, d_c_final):
-        (h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, out, recurrent, gates, cells,
-         tanh_cells) = ctx.saved_tensors
-        saved = (recurrent, gates, cells, tanh_cells, ctx.stats)
+        h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, out = ctx.saved_tensors
         grads = ln_lstm_backward(h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, ctx.steps, out,
-                                 saved, _dense(d_out, out), _dense(d_h_final, h0),
+                                 ctx.saved, _dense(d_out, out), _dense(d_h_final, h0),
                                  _dense(d_c_final, c0))
         return (*grads, None, None)
+
+
+# Elementwise derivatives from the activations' outputs, each one op (torch's own backward
+# kernels): sigmoid' = y (1 - y), tanh' = 1 - y^2, relu' = [y > 0]; ``out`` may alias ``grad``.
+def _sigmoid_backward(grad: Tensor, y: Tensor, out: Tensor) -> Tensor:
+    return torch.ops.aten.sigmoid_backward.grad_input(grad, y, grad_input=out)
+
+
+def _tanh_backward(grad: Tensor, y: Tensor, out: Tensor | None = None) -> Tensor:
+    if out is None:
+        return torch.ops.aten.tanh_backward(grad, y)
+    return torch.ops.aten.tanh_backward.grad_input(grad, y, grad_input=out)
+
+
+def _relu_backward(grad: Tensor, y: Tensor, out: Tensor) -> Tensor:
+    return torch.ops.aten.threshold_backward.grad_input(grad, y, 0, grad_input=out)
 
 
 def _dense(grad: Tensor | None, like: Tensor) -> Tensor:
