@@ -34,14 +34,16 @@ def torch_supports(cell: RecurrentCell, has_recurrent_dropout: bool) -> bool:
 
 
 def choose_engine(cell: RecurrentCell, has_recurrent_dropout: bool, device: torch.device,
-                  batch_size: int) -> str:
+                  batch_size: int, has_lengths: bool) -> str:
     """The faster engine for this configuration (measured: see benchmarks/bench_recurrent.py)."""
     if not torch_supports(cell, has_recurrent_dropout):
         return "scan"
     if device.type == "cuda":
         return "torch"  # cuDNN fuses every cell kind; a Python loop of small kernels cannot win
-    if not isinstance(cell, LSTMCell):
-        return "scan"  # CPU: oneDNN fuses only the LSTM; torch runs GRU/RNN op by op
+    if not isinstance(cell, LSTMCell) or has_lengths:
+        # CPU: oneDNN fuses only the LSTM, and only over padded input: torch runs GRU, RNN and
+        # packed (variable-length) sequences op by op
+        return "scan"
     # a context widens the kernel's input by min(K, B) columns: worth it while that is small
     extra = min(cell.context_size, batch_size)
     return "torch" if extra <= (cell.input_size + cell.hidden_size) / 4 else "scan"

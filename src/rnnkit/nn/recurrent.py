@@ -137,7 +137,7 @@ class Recurrent(nn.Module):
         self._check_context(context, B)
         states = self._split_state(state, B, input)
         layer_masks, recurrent_masks = self._sample_noise(B, T, input)
-        engine = self.engine(input.device, B)
+        engine = self.engine(input.device, B, lengths is not None)
         if engine == "loop":
             output, finals = self._loop(input, states, lengths, context, layer_masks,
                                         recurrent_masks)
@@ -147,7 +147,7 @@ class Recurrent(nn.Module):
                                        recurrent_masks)
         return output, self._stack_state(finals)
 
-    def engine(self, device: torch.device, batch_size: int = 1) -> str:
+    def engine(self, device: torch.device, batch_size: int = 1, has_lengths: bool = False) -> str:
         """The implementation ``forward`` will use: ``"loop"``, ``"torch"`` or ``"scan"``."""
         has_recurrent_dropout = self.training and self.recurrent_dropout > 0
         if self.impl == "torch" and not fused.torch_supports(self.cells[0],
@@ -156,7 +156,8 @@ class Recurrent(nn.Module):
                              f"dropout in training; this layer is {self.extra_repr()}")
         if self.impl != "auto":
             return self.impl
-        return fused.choose_engine(self.cells[0], has_recurrent_dropout, device, batch_size)
+        return fused.choose_engine(self.cells[0], has_recurrent_dropout, device, batch_size,
+                                   has_lengths)
 
     def _loop(self, x: Tensor, states: list, lengths: Tensor | None, context: Tensor | None,
               layer_masks: list, recurrent_masks: list) -> tuple[Tensor, list]:
