@@ -40,21 +40,23 @@ def recurrent(mode: str, num_layers: int = 1, bidirectional: bool = False, **kwa
     if mode == "layernorm_lstm":
         with torch.no_grad():
             for name, p in layer.named_parameters():
-                if "ln_" in name or "gate_bias" in name:
-                    p.uniform_(0.5, 1.5) if name.endswith("_weight") else p.normal_(0.0, 0.3)
+                if name.endswith("_weight"):  # the norms' gains
+                    p.uniform_(0.5, 1.5)
+                elif "ln_" in name or "gate_bias" in name:  # their shifts, the gate bias
+                    p.normal_(0.0, 0.3)
     return layer
 
 
-def supports(mode: str, impl: str, *, context: bool = False,
-             recurrent_dropout: bool = False) -> bool:
-    """Whether ``impl`` can run this configuration (only "torch" cannot run them all)."""
-    return impl != "torch" or (mode in TORCH_MODES and not context and not recurrent_dropout)
+def supports(mode: str, impl: str, *, recurrent_dropout: bool = False) -> bool:
+    """Whether ``impl`` can run this configuration: only "torch" cannot run them all (it has
+    torch.nn's cells, conditioned or not, without recurrent dropout in training)."""
+    return impl != "torch" or (mode in TORCH_MODES and not recurrent_dropout)
 
 
-def random_state(layer: Recurrent, batch: int = B, requires_grad: bool = True):
-    """A random ``(L*D, B, H)`` state (an LSTMState of two for the LSTMs), leaves."""
+def random_state(layer: Recurrent):
+    """A random ``(L*D, B, H)`` state (an LSTMState of two for the LSTMs), leaves with grad."""
     def part() -> Tensor:
-        return torch.randn(len(layer.cells), batch, H, dtype=DTYPE, requires_grad=requires_grad)
+        return torch.randn(len(layer.cells), B, H, dtype=DTYPE, requires_grad=True)
     return LSTMState(part(), part()) if layer.cells[0].has_cell_state else part()
 
 
@@ -122,14 +124,17 @@ def leaves(x: Tensor, state, context: Tensor | None = None) -> dict[str, Tensor]
 
 
 def random_like(tensors) -> list[Tensor]:
+    """Random cotangents, one per output: every output element weighs in the loss."""
     return [torch.randn_like(t) for t in tensors]
 
 
 def inputs_for(layer: Recurrent, *, with_state: bool = True, conditioned: bool = False):
-    """``x`` (B, T, I), a state (or None) and a context (or None), all leaves with grad."""
+    """``x`` (B, T, I), a state (or None) and a context (B, K) (or None), leaves with grad."""
     x = torch.randn(B, T, layer.input_size, dtype=DTYPE, requires_grad=True)
     state = random_state(layer) if with_state else None
-    context = torch.randn(B, K, dtype=DTYPE, requires_grad=True) if conditioned else None
+    context = None
+    if conditioned:
+        context = torch.randn(B, layer.context_size, dtype=DTYPE, requires_grad=True)
     return x, state, context
 
 
@@ -182,26 +187,29 @@ def test_matches_torch_nn_without_bias(mode, impl):
                     {**leaves(x, state), **dict(reference.named_parameters())}))
 
 
-@pytest.mark.parametrize(("mode", "context", "expected"), [
-    ("lstm", False, "torch"), ("gru", False, "scan"), ("rnn_tanh", False, "scan"),
-    ("rnn_relu", False, "scan"), ("lstm", True, "scan"), ("layernorm_lstm", False, "scan"),
+@pytest.mark.parametrize(("mode", "recurrent_dropout", "expected"), [
+    ("lstm", 0.0, "torch"), ("gru", 0.0, "scan"), ("rnn_tanh", 0.0, "scan"),
+    ("rnn_relu", 0.0, "scan"), ("layernorm_lstm", 0.0, "scan"), ("lstm", 0.3, "scan"),
 ])
-def test_auto_engine_on_cpu(mode, context, expected):
-    """``impl="auto"`` picks torch's kernel for the plain LSTM on the CPU and the scan for the
-    rest; an explicit impl is used as given."""
-    layer = Recurrent(mode, I, H, context_size=K if context else 0)
-    assert layer.engine(torch.device("cpu")) == expected
-    for impl in ("loop", "scan"):
+def test_auto_engine_on_cpu(mode, recurrent_dropout, expected):
+    """``impl="auto"`` on the CPU picks torch's fused kernel for the LSTM (the one oneDNN fuses)
+    and the scan for the rest and for whatever torch cannot run (recurrent dropout in
+    training; in eval it does not apply); an explicit impl is used as given."""
+    cpu = torch.device("cpu")
+    layer = Recurrent(mode, I, H, recurrent_dropout=recurrent_dropout).train()
+    assert layer.engine(cpu) == expected
+    assert layer.eval().engine(cpu) == ("torch" if mode == "lstm" else "scan")
+    for impl in [impl for impl in IMPLS if impl != "auto" and supports(mode, impl)]:
         layer.impl = impl
-        assert layer.engine(torch.device("cpu")) == impl
+        assert layer.engine(cpu) == impl
 
 
 # ---------------------------------------------------------------------------- context
 def widened(layer: Recurrent) -> Recurrent:
     """A 1-level layer without context whose input is ``[x, v]``: ``weight_ih`` of each
     direction is ``[weight_ih, weight_ch]``, every other weight copied; run by the loop."""
-    wide = recurrent(layer.mode, 1, layer.bidirectional, input_size=I + K, bias=layer.bias,
-                     impl="loop")
+    wide = recurrent(layer.mode, 1, layer.bidirectional, input_size=I + layer.context_size,
+                     bias=layer.bias, impl="loop")
     with torch.no_grad():
         for cell, wide_cell in zip(layer.cells, wide.cells, strict=True):
             for name, p in wide_cell.named_parameters():
@@ -210,24 +218,28 @@ def widened(layer: Recurrent) -> Recurrent:
     return wide
 
 
-CONTEXT_IMPLS = [impl for impl in IMPLS if supports("gru", impl, context=True)]
+# (mode, impl, K): every engine with a context narrower than the batch; the torch engine also
+# with a wider one, which it passes as per-sequence one-hot columns instead of v itself
+CONTEXT_CASES = [(mode, impl, K) for mode, impl in itertools.product(CELL_KINDS, IMPLS)
+                 if supports(mode, impl)]
+CONTEXT_CASES += [(mode, "torch", B + 2) for mode in TORCH_MODES]
+CONTEXT_IDS = [f"{mode}-{impl}-K{k}" for mode, impl, k in CONTEXT_CASES]
 
 
-@pytest.mark.parametrize("impl", CONTEXT_IMPLS)
 @pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-@pytest.mark.parametrize("mode", CELL_KINDS)
-def test_context_equals_widened_input(mode, bidirectional, with_lengths, impl):
+@pytest.mark.parametrize(("mode", "impl", "context_size"), CONTEXT_CASES, ids=CONTEXT_IDS)
+def test_context_equals_widened_input(mode, impl, context_size, bidirectional, with_lengths):
     """One level conditioned on ``v`` equals the unconditioned level fed ``[x_t, v]`` at every
     step, with ``weight_ih`` widened by ``weight_ch``: outputs, states and the gradients of
     x, v, the state and every weight (``weight_ch``'s is the widened columns')."""
-    layer = recurrent(mode, 1, bidirectional, context_size=K, impl=impl)
+    layer = recurrent(mode, 1, bidirectional, context_size=context_size, impl=impl)
     wide = widened(layer)
     x, state, v = inputs_for(layer, conditioned=True)
     lengths = LENGTHS if with_lengths else None
 
     out, final = run_ours(layer, x, state, lengths, context=v)
-    xv = torch.cat([x, v.unsqueeze(1).expand(B, T, K)], dim=2)
+    xv = torch.cat([x, v.unsqueeze(1).expand(B, T, context_size)], dim=2)
     expected_out, expected_final = run_ours(wide, xv, state, lengths)
     torch.testing.assert_close((out, *final), (expected_out, *expected_final))
 
@@ -238,19 +250,23 @@ def test_context_equals_widened_input(mode, bidirectional, with_lengths, impl):
                        {**leaves(x, state, v), **dict(wide.named_parameters())})
     for k in range(len(layer.cells)):
         weight_ih = want.pop(f"cells.{k}.weight_ih")
-        want[f"cells.{k}.weight_ih"], want[f"cells.{k}.weight_ch"] = weight_ih.split([I, K], 1)
+        want[f"cells.{k}.weight_ih"], want[f"cells.{k}.weight_ch"] = weight_ih.split(
+            [I, context_size], 1)
     torch.testing.assert_close(got, want)
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
-@pytest.mark.parametrize("impl", [impl for impl in CONTEXT_IMPLS if impl != "loop"])
 @pytest.mark.parametrize(("num_layers", "bidirectional"), [(2, True), (3, False)],
                          ids=["2bi", "3uni"])
-@pytest.mark.parametrize("mode", CELL_KINDS)
-def test_context_deep_matches_loop(mode, num_layers, bidirectional, impl, bias):
+@pytest.mark.parametrize(("mode", "impl", "context_size"),
+                         [case for case in CONTEXT_CASES if case[1] != "loop"],
+                         ids=[i for i, case in zip(CONTEXT_IDS, CONTEXT_CASES, strict=True)
+                              if case[1] != "loop"])
+def test_context_deep_matches_loop(mode, impl, context_size, num_layers, bidirectional, bias):
     """Deep conditioned layers (the context feeds every level): the fast engines equal the
     reference loop in outputs, states and every gradient, with lengths and a given state."""
-    layer = recurrent(mode, num_layers, bidirectional, context_size=K, bias=bias, impl=impl)
+    layer = recurrent(mode, num_layers, bidirectional, context_size=context_size, bias=bias,
+                      impl=impl)
     loop = copy.deepcopy(layer)
     loop.impl = "loop"
     x, state, v = inputs_for(layer, conditioned=True)
@@ -304,7 +320,7 @@ def test_dropout_same_masks_in_every_engine(mode, noise, impl, num_layers, bidir
 PADDING_CASES = [
     (mode, impl, conditioned)
     for mode, impl, conditioned in itertools.product(CELL_KINDS, IMPLS, [False, True])
-    if supports(mode, impl, context=conditioned)]
+    if supports(mode, impl)]
 
 
 @pytest.mark.parametrize(("mode", "impl", "conditioned"), PADDING_CASES)
@@ -473,22 +489,24 @@ FREEZE_CASES = [(mode, impl) for mode, impl in itertools.product(CELL_KINDS, FUS
 
 @pytest.mark.parametrize(("mode", "impl"), FREEZE_CASES)
 def test_training_one_parameter_alone(mode, impl):
-    """With every other weight frozen and an input that needs no gradient (fine-tuning one
-    tensor, e.g. only the biases or only the norms), each parameter still gets the loop's
-    gradient: the engines must notice that any of their inputs requires grad."""
-    layer = recurrent(mode, 1, impl=impl)
+    """With every other weight frozen and inputs that need no gradient (fine-tuning one
+    tensor, e.g. only the biases or only the norms), each parameter of a conditioned
+    bidirectional layer still gets the loop's gradient: the engines must notice that any of
+    their inputs requires grad."""
+    layer = recurrent(mode, 1, True, context_size=K, impl=impl)
     loop = copy.deepcopy(layer)
     loop.impl = "loop"
-    x = torch.randn(B, T, I, dtype=DTYPE)
+    x, _, _ = inputs_for(layer, with_state=False)
+    x, v = x.detach(), torch.randn(B, K, dtype=DTYPE)
     failures = []
     for name in dict(layer.named_parameters()):
         for model in (layer, loop):
             for other, p in model.named_parameters():
                 p.requires_grad_(other == name)
-        expected, _ = loop(x, lengths=torch.tensor(LENGTHS))
+        expected, _ = run_ours(loop, x, lengths=LENGTHS, context=v)
         (want,) = torch.autograd.grad(expected.sum(), [dict(loop.named_parameters())[name]])
         try:
-            out, _ = layer(x, lengths=torch.tensor(LENGTHS))
+            out, _ = run_ours(layer, x, lengths=LENGTHS, context=v)
             (got,) = torch.autograd.grad(out.sum(), [dict(layer.named_parameters())[name]])
             torch.testing.assert_close(got, want)
         except (RuntimeError, AssertionError) as error:
@@ -526,8 +544,9 @@ def test_float32(mode, impl):
 
 
 # --------------------------------------------------------------------------------- smoke
-@pytest.mark.parametrize("impl", CONTEXT_IMPLS)
-@pytest.mark.parametrize("mode", CELL_KINDS)
+@pytest.mark.parametrize(("mode", "impl"), [
+    (mode, impl) for mode, impl in itertools.product(CELL_KINDS, IMPLS)
+    if supports(mode, impl, recurrent_dropout=True)])
 def test_every_cell_kind_trains(mode, impl):
     """A deep, bidirectional, conditioned layer with both dropouts and lengths: the documented
     output and state shapes, finite numbers, and a non-zero gradient for every parameter."""

@@ -173,8 +173,10 @@ def _scan_direction(cell: RecurrentCell, seq: Tensor, state, context: Tensor | N
     order = _lstm_order(cell.hidden_size, seq.device) if is_lstm else None
     gi = _input_gates(cell, seq, context, order)
     w_hh = _rows(cell.weight_hh, order)
+    # the autograd path whenever any tensor a kernel reads needs a gradient (biases and norm
+    # weights go into the kernels apart from gi and w_hh)
     grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (gi, w_hh, *(state if is_lstm else (state,))))
+        t.requires_grad for t in (gi, *(state if is_lstm else (state,)), *cell.parameters()))
     if isinstance(cell, RNNCell):
         relu = cell.nonlinearity == "relu"
         if grad:
