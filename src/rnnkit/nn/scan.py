@@ -41,8 +41,25 @@ class Steps(NamedTuple):
     last: Tensor  # (B,) long: index of each sequence's last step (its length - 1)
 
 
-def _rows(steps: Steps | None, t: int, batch: int) -> int:
-    return batch if steps is None else steps.batch_sizes[t]
+def _steps(steps: Steps | None, *buffers: Tensor, reverse: bool = False):
+    """``(t, n, buffer[t, :n], ...)`` for every step that runs, in time order or reversed.
+
+    Each ``(T, B, ...)`` buffer is unbound once; a step's views are cut to its ``n`` running
+    rows only when some sequences have ended, so the common full batch pays no slicing.
+    """
+    slabs = [buffer.unbind(0) for buffer in buffers]
+    T, B = buffers[0].shape[:2]
+    for t in reversed(range(T)) if reverse else range(T):
+        n = B if steps is None else steps.batch_sizes[t]
+        if n == B:
+            yield t, n, *(slab[t] for slab in slabs)
+        elif n > 0:
+            yield t, n, *(slab[t][:n] for slab in slabs)
+
+
+def _head(x: Tensor | None, n: int) -> Tensor | None:
+    """The first ``n`` rows of ``x`` (itself when it has no more)."""
+    return x if x is None or x.shape[0] == n else x[:n]
 
 
 def _final(buffer: Tensor, steps: Steps | None) -> Tensor:
@@ -83,36 +100,28 @@ def rnn_forward(gi: Tensor, h0: Tensor, w_hh: Tensor, mask: Tensor | None,
     T, B, H = gi.shape
     out = _new_buffer(steps, T, B, H, like=gi)
     h_prev = h0 if mask is None else h0 * mask
-    for t in range(T):
-        n = _rows(steps, t, B)
-        if n == 0:
-            break
-        pre = mm_t(h_prev[:n], w_hh, add=gi[t, :n])  # (n, H) x (H, H) + (n, H)
+    for _, n, gi_t, out_t in _steps(steps, gi, out):
+        pre = mm_t(_head(h_prev, n), w_hh, add=gi_t)  # (n, H) x (H, H) + (n, H)
         if relu:
-            torch.clamp_min(pre, 0, out=out[t, :n])
+            torch.clamp_min(pre, 0, out=out_t)
         else:
-            torch.tanh(pre, out=out[t, :n])
-        h_prev = out[t] if mask is None else out[t] * mask
+            torch.tanh(pre, out=out_t)
+        h_prev = out_t if mask is None else out_t * _head(mask, n)
     return out, _final(out, steps)
 
 
-def rnn_backward(gi: Tensor, h0: Tensor, w_hh: Tensor, mask: Tensor | None,
-                 steps: Steps | None, relu: bool, out: Tensor, d_out: Tensor,
+def rnn_backward(h0: Tensor, w_hh: Tensor, mask: Tensor | None, steps: Steps | None,
+                 relu: bool, out: Tensor, d_out: Tensor,
                  d_final: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    T, B, H = out.shape
-    d_pre = _new_buffer(steps, T, B, H, like=out)  # dL/d(pre-activation), = dL/dgi
+    d_pre = _new_buffer(steps, *out.shape, like=out)  # dL/d(pre-activation), = dL/dgi
     d_next = d_final.clone()  # dL/dh_t from step t+1; rows not yet running hold d_final
     w_hh_t = w_hh.t().contiguous()  # (H, H): d_prev = d_pre @ W_hh = d_pre @ w_hh_t^T
-    for t in reversed(range(T)):
-        n = _rows(steps, t, B)
-        if n == 0:
-            continue
-        dh = d_out[t, :n] + d_next[:n]
-        h = out[t, :n]
-        (_relu_backward if relu else _tanh_backward)(dh, h, out=d_pre[t, :n])
-        d_prev = mm_t(d_pre[t, :n], w_hh_t)
+    activation_backward = _relu_backward if relu else _tanh_backward
+    for _, n, d_out_t, h, d_pre_t in _steps(steps, d_out, out, d_pre, reverse=True):
+        activation_backward(d_out_t + _head(d_next, n), h, out=d_pre_t)
+        d_prev = mm_t(d_pre_t, w_hh_t)
         if mask is not None:
-            d_prev.mul_(mask[:n])
+            d_prev.mul_(_head(mask, n))
         d_next = _store(d_next, n, d_prev, steps)
     d_w_hh = _recurrent_weight_grad(d_pre, _previous_hidden(h0, out, mask))
     return d_pre, d_next, d_w_hh
@@ -122,14 +131,14 @@ class RNNScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gi, h0, w_hh, mask, steps, relu):
         out, h_final = rnn_forward(gi, h0, w_hh, mask, steps, relu)
-        ctx.save_for_backward(gi, h0, w_hh, mask, out)
+        ctx.save_for_backward(h0, w_hh, mask, out)
         ctx.steps, ctx.relu = steps, relu
         return out, h_final
 
     @staticmethod
     def backward(ctx, d_out, d_final):
-        gi, h0, w_hh, mask, out = ctx.saved_tensors
-        d_gi, d_h0, d_w_hh = rnn_backward(gi, h0, w_hh, mask, ctx.steps, ctx.relu, out,
+        h0, w_hh, mask, out = ctx.saved_tensors
+        d_gi, d_h0, d_w_hh = rnn_backward(h0, w_hh, mask, ctx.steps, ctx.relu, out,
                                           _dense(d_out, out), _dense(d_final, h0))
         return d_gi, d_h0, d_w_hh, None, None, None
 
@@ -149,46 +158,42 @@ def lstm_forward(gi: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, mask: Tensor 
     cells = _new_buffer(steps, T, B, H, like=gi)  # c_t (all of them: the final c is read off it)
     gates, tanh_cells = [], []  # per step: (n, 4H) activated i, f, o, g; (n, H) tanh(c_t)
     h_prev, c_prev = (h0 if mask is None else h0 * mask), c0
-    for t in range(T):
-        n = _rows(steps, t, B)
-        if n == 0:
-            break
-        a = mm_t(h_prev[:n], w_hh, add=gi[t, :n])  # (n, H) x (H, 4H) + (n, 4H)
+    for _, n, gi_t, out_t, c in _steps(steps, gi, out, cells):
+        a = mm_t(_head(h_prev, n), w_hh, add=gi_t)  # (n, H) x (H, 4H) + (n, 4H)
         sig, g = a.split([3 * H, H], dim=1)
         sig.sigmoid_()
         g.tanh_()
         i, f, o = sig.chunk(3, dim=1)
-        c = torch.mul(f, c_prev[:n], out=cells[t, :n]).addcmul_(i, g)
+        torch.mul(f, _head(c_prev, n), out=c).addcmul_(i, g)
         tc = torch.tanh(c)
-        torch.mul(o, tc, out=out[t, :n])
+        torch.mul(o, tc, out=out_t)
         if keep:
             gates.append(a)
             tanh_cells.append(tc)
-        h_prev = out[t] if mask is None else out[t] * mask
-        c_prev = cells[t]
+        h_prev = out_t if mask is None else out_t * _head(mask, n)
+        c_prev = c
     return out, _final(out, steps), _final(cells, steps), (cells, gates, tanh_cells)
 
 
 def lstm_backward(h0, c0, w_hh, mask, steps, out, saved, d_out, d_h_final, d_c_final):
     cells, gates, tanh_cells = saved
-    T, B, H = out.shape
-    d_gates = _new_buffer(steps, T, B, 4 * H, like=out)  # dL/d(pre-activations) = dL/dgi
+    H = out.shape[2]
+    d_gates = _new_buffer(steps, *out.shape[:2], 4 * H, like=out)  # dL/d(pre-act) = dL/dgi
     d_h = d_h_final.clone()  # dL/dh_t arriving from step t+1 (or the final state)
     d_c = d_c_final.clone()  # dL/dc_t arriving from step t+1 (or the final state)
     w_hh_t = w_hh.t().contiguous()  # (H, 4H)
-    for t in reversed(range(len(gates))):
-        n = _rows(steps, t, B)
+    c_slabs = cells.unbind(0)
+    for t, n, d_out_t, da in _steps(steps, d_out, d_gates, reverse=True):
         sig, g = gates[t].split([3 * H, H], dim=1)
         i, f, o = sig.chunk(3, dim=1)
         tc = tanh_cells[t]
-        c_prev = cells[t - 1, :n] if t > 0 else c0[:n]
-        da = d_gates[t, :n]
+        c_prev = _head(c_slabs[t - 1] if t > 0 else c0, n)
         d_sig, d_g = da.split([3 * H, H], dim=1)
         d_i, d_f, d_o = d_sig.chunk(3, dim=1)
 
-        dh = d_out[t, :n] + d_h[:n]
+        dh = d_out_t + _head(d_h, n)
         torch.mul(dh, tc, out=d_o)  # h = o * tanh(c)
-        dc = _tanh_backward(dh * o, tc).add_(d_c[:n])  # + dL/dc_t from step t+1
+        dc = _tanh_backward(dh * o, tc).add_(_head(d_c, n))  # + dL/dc_t from step t+1
         torch.mul(dc, g, out=d_i)  # c = f * c_prev + i * g
         torch.mul(dc, c_prev, out=d_f)
         torch.mul(dc, i, out=d_g)
@@ -197,7 +202,7 @@ def lstm_backward(h0, c0, w_hh, mask, steps, out, saved, d_out, d_h_final, d_c_f
         _tanh_backward(d_g, g, out=d_g)
         d_prev = mm_t(da, w_hh_t)  # (n, 4H) x (4H, H)
         if mask is not None:
-            d_prev.mul_(mask[:n])
+            d_prev.mul_(_head(mask, n))
         d_h = _store(d_h, n, d_prev, steps)
     d_w_hh = _recurrent_weight_grad(d_gates, _previous_hidden(h0, out, mask))
     return d_gates, d_h, d_c, d_w_hh
@@ -230,23 +235,20 @@ def gru_forward(gi: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, mask:
     T, B, G = gi.shape
     H = G // 3
     out = _new_buffer(steps, T, B, H, like=gi)
-    saved = []  # per step: activated r, z (n, 2H); n (n, H); gh_n (n, H)
+    saved = []  # per step: activated r, z (rows, 2H); n (rows, H); gh_n (rows, H)
     h_prev = h0
-    for t in range(T):
-        rows = _rows(steps, t, B)
-        if rows == 0:
-            break
-        h_in = h_prev[:rows] if mask is None else h_prev[:rows] * mask[:rows]
-        gh = mm_t(h_in, w_hh, bias=b_hh)  # (n, H) x (H, 3H) + b_hh
-        gi_t = gi[t, :rows]
+    for _, rows, gi_t, out_t in _steps(steps, gi, out):
+        h_prev = _head(h_prev, rows)
+        h_in = h_prev if mask is None else h_prev * _head(mask, rows)
+        gh = mm_t(h_in, w_hh, bias=b_hh)  # (rows, H) x (H, 3H) + b_hh
         rz = torch.add(gi_t[:, :2 * H], gh[:, :2 * H]).sigmoid_()
         r, z = rz.chunk(2, dim=1)
         gh_n = gh[:, 2 * H:]
         n = torch.addcmul(gi_t[:, 2 * H:], r, gh_n).tanh_()
-        torch.sub(h_prev[:rows], n, out=out[t, :rows]).mul_(z).add_(n)
+        torch.sub(h_prev, n, out=out_t).mul_(z).add_(n)
         if keep:
             saved.append((rz, n, gh_n))
-        h_prev = out[t]
+        h_prev = out_t
     return out, _final(out, steps), saved
 
 
@@ -256,26 +258,25 @@ def gru_backward(h0, w_hh, mask, steps, out, saved, d_out, d_final):
     d_input_new = _new_buffer(steps, T, B, H, like=out)  # dL/dgi_n (dL/dgi_rz = dL/dgh_rz)
     d_h = d_final.clone()
     w_hh_t = w_hh.t().contiguous()  # (H, 3H)
-    for t in reversed(range(len(saved))):
-        rows = _rows(steps, t, B)
+    h_slabs = out.unbind(0)
+    for t, rows, d_out_t, dgh, dn in _steps(steps, d_out, d_hidden, d_input_new, reverse=True):
         rz, n, gh_n = saved[t]
         r, z = rz.chunk(2, dim=1)
-        h_prev = out[t - 1, :rows] if t > 0 else h0[:rows]
-        dgh = d_hidden[t, :rows]
+        h_prev = _head(h_slabs[t - 1] if t > 0 else h0, rows)
         d_rz, dgh_n = dgh.split([2 * H, H], dim=1)
         d_r, d_z = d_rz.chunk(2, dim=1)
 
-        dh = d_out[t, :rows] + d_h[:rows]
+        dh = d_out_t + _head(d_h, rows)
         torch.mul(dh, h_prev - n, out=d_z)  # h = n + z * (h_prev - n)
         dh_z = dh * z
-        dn = torch.sub(dh, dh_z, out=d_input_new[t, :rows])  # dL/dn = dh (1 - z)
+        torch.sub(dh, dh_z, out=dn)  # dL/dn = dh (1 - z)
         _tanh_backward(dn, n, out=dn)  # dL/d(pre-tanh of n)
         torch.mul(dn, gh_n, out=d_r)
         _sigmoid_backward(d_rz, rz, out=d_rz)
         torch.mul(dn, r, out=dgh_n)
-        d_prev = mm_t(dgh, w_hh_t)  # (n, 3H) x (3H, H)
+        d_prev = mm_t(dgh, w_hh_t)  # (rows, 3H) x (3H, H)
         if mask is not None:
-            d_prev.mul_(mask[:rows])
+            d_prev.mul_(_head(mask, rows))
         d_h = _store(d_h, rows, d_prev.add_(dh_z), steps)
     d_gi = torch.cat([d_hidden[..., :2 * H], d_input_new], dim=-1)  # (T, B, 2H) + (T, B, H)
     d_w_hh = _recurrent_weight_grad(d_hidden, _previous_hidden(h0, out, mask))
@@ -321,25 +322,22 @@ def ln_lstm_forward(gi, h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, steps, keep
     cells = _new_buffer(steps, T, B, H, like=gi)
     saved = []  # per step: y = W_hh m*h_{t-1} and its norm's statistics, gates, LN(c) stats
     h_prev, c_prev = (h0 if mask is None else h0 * mask), c0
-    for t in range(T):
-        n = _rows(steps, t, B)
-        if n == 0:
-            break
-        y = mm_t(h_prev[:n], w_hh)  # (n, H) x (H, 4H)
+    for _, n, gi_t, out_t, c in _steps(steps, gi, out, cells):
+        y = mm_t(_head(h_prev, n), w_hh)  # (n, H) x (H, 4H)
         y_norm, y_mean, y_rstd = _layer_norm(y, ln_hh_w, None)
-        a = y_norm.add_(gi[t, :n])
+        a = y_norm.add_(gi_t)
         sig, g = a.split([3 * H, H], dim=1)
         sig.sigmoid_()
         g.tanh_()
         i, f, o = sig.chunk(3, dim=1)
-        c = torch.mul(f, c_prev[:n], out=cells[t, :n]).addcmul_(i, g)
+        torch.mul(f, _head(c_prev, n), out=c).addcmul_(i, g)
         c_norm, c_mean, c_rstd = _layer_norm(c, ln_c_w, ln_c_b)
         tc = c_norm.tanh_()
-        torch.mul(o, tc, out=out[t, :n])
+        torch.mul(o, tc, out=out_t)
         if keep:
             saved.append((y, y_mean, y_rstd, a, c_mean, c_rstd, tc))
-        h_prev = out[t] if mask is None else out[t] * mask
-        c_prev = cells[t]
+        h_prev = out_t if mask is None else out_t * _head(mask, n)
+        c_prev = c
     return out, _final(out, steps), _final(cells, steps), (cells, saved)
 
 
@@ -355,24 +353,23 @@ def ln_lstm_backward(h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, steps, out, sa
     d_h = d_h_final.clone()
     d_c = d_c_final.clone()
     w_hh_t = w_hh.t().contiguous()  # (H, 4H)
-    for t in reversed(range(len(per_step))):
-        n = _rows(steps, t, B)
+    c_slabs = cells.unbind(0)
+    for t, n, d_out_t, da, dy_t in _steps(steps, d_out, d_gates, d_recurrent, reverse=True):
         y, y_mean, y_rstd, a, c_mean, c_rstd, tc = per_step[t]
         sig, g = a.split([3 * H, H], dim=1)
         i, f, o = sig.chunk(3, dim=1)
-        c = cells[t, :n]
-        c_prev = cells[t - 1, :n] if t > 0 else c0[:n]
-        da = d_gates[t, :n]
+        c = _head(c_slabs[t], n)
+        c_prev = _head(c_slabs[t - 1] if t > 0 else c0, n)
         d_sig, d_g = da.split([3 * H, H], dim=1)
         d_i, d_f, d_o = d_sig.chunk(3, dim=1)
 
-        dh = d_out[t, :n] + d_h[:n]
+        dh = d_out_t + _head(d_h, n)
         torch.mul(dh, tc, out=d_o)  # h = o * tanh(LN(c))
         d_c_norm = _tanh_backward(dh * o, tc)
         dc, dw, db = _layer_norm_backward(d_c_norm, c, c_mean, c_rstd, ln_c_w, ln_c_b)
         d_ln_c_w += dw
         d_ln_c_b += db
-        dc += d_c[:n]
+        dc += _head(d_c, n)
         torch.mul(dc, g, out=d_i)  # c = f * c_prev + i * g
         torch.mul(dc, c_prev, out=d_f)
         torch.mul(dc, i, out=d_g)
@@ -381,10 +378,10 @@ def ln_lstm_backward(h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, steps, out, sa
         _tanh_backward(d_g, g, out=d_g)
         dy, dw, _ = _layer_norm_backward(da, y, y_mean, y_rstd, ln_hh_w, None)
         d_ln_hh_w += dw
-        d_recurrent[t, :n] = dy
+        dy_t.copy_(dy)
         d_prev = mm_t(dy, w_hh_t)  # (n, 4H) x (4H, H)
         if mask is not None:
-            d_prev.mul_(mask[:n])
+            d_prev.mul_(_head(mask, n))
         d_h = _store(d_h, n, d_prev, steps)
     d_w_hh = _recurrent_weight_grad(d_recurrent, _previous_hidden(h0, out, mask))
     return d_gates, d_h, d_c, d_w_hh, d_ln_hh_w, d_ln_c_w, d_ln_c_b
