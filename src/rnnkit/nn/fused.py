@@ -62,16 +62,17 @@ def run(engine: str, cells: Sequence[RecurrentCell], num_layers: int, bidirectio
     steps = order = None
     if lengths is not None:
         # Sort longest first, so that step t updates the first batch_sizes[t] rows (packing).
-        lengths, order = torch.sort(lengths, descending=True)
+        # The step counts are Python ints: worked out on the CPU, once.
+        lengths, order = torch.sort(lengths.cpu(), descending=True)
+        batch_sizes = (lengths.unsqueeze(0) > torch.arange(T).unsqueeze(1)).sum(1)  # (T,)
+        steps = scan.Steps(batch_sizes.tolist(), (lengths - 1).to(x.device))
+        lengths, order = lengths.to(x.device), order.to(x.device)
         x = x.index_select(0, order)
         context = None if context is None else context.index_select(0, order)
         states = [_index_state(s, order) for s in states]
         recurrent_masks = [None if m is None else m.index_select(0, order)
                            for m in recurrent_masks]
         layer_masks = [None if m is None else m.index_select(0, order) for m in layer_masks]
-        batch_sizes = (lengths.unsqueeze(0) > torch.arange(T).unsqueeze(1)).sum(1)  # (T,)
-        steps = scan.Steps(batch_sizes.tolist(), (lengths - 1).to(x.device))
-        lengths = lengths.to(x.device)
 
     layer_input = x.transpose(0, 1)  # (B, T, I) -> (T, B, I): one step is one contiguous slab
     finals = []

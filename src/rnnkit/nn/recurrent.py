@@ -133,7 +133,7 @@ class Recurrent(nn.Module):
                 lengths: Tensor | None = None,
                 context: Tensor | None = None) -> tuple[Tensor, State]:
         B, T = self._check_input(input)
-        lengths = self._check_lengths(lengths, B, T)
+        lengths = self._check_lengths(lengths, B, T, input.device)
         self._check_context(context, B)
         states = self._split_state(state, B, input)
         layer_masks, recurrent_masks = self._sample_noise(B, T, input)
@@ -234,7 +234,8 @@ class Recurrent(nn.Module):
         return B, T
 
     @staticmethod
-    def _check_lengths(lengths: Tensor | None, B: int, T: int) -> Tensor | None:
+    def _check_lengths(lengths: Tensor | None, B: int, T: int,
+                       device: torch.device) -> Tensor | None:
         if lengths is None:
             return None
         lengths = torch.as_tensor(lengths)
@@ -245,7 +246,7 @@ class Recurrent(nn.Module):
         if low < 1 or high > T:
             raise ValueError(f"expected every length in [1, T={T}], got lengths from {low} to "
                              f"{high}")
-        return lengths.long()
+        return lengths.to(device=device, dtype=torch.long)
 
     def _check_context(self, context: Tensor | None, B: int) -> None:
         if self.context_size == 0:
