@@ -270,3 +270,11 @@ def test_from_torch_rejects_others():
         Recurrent.from_torch(nn.LSTM(I, H, proj_size=2))
     with pytest.raises(TypeError, match="expected a torch.nn.RNN, LSTM or GRU, got Linear"):
         Recurrent.from_torch(nn.Linear(I, H))
+
+
+def test_input_dtype_must_match_the_parameters() -> None:
+    """A float64 batch into a float32 layer is named as such, not a matmul error."""
+    layer = Recurrent("lstm", 3, 4)
+    with pytest.raises(ValueError, match=r"expected input of dtype torch.float32 .* got "
+                                         r"torch.float64"):
+        layer(torch.randn(2, 5, 3, dtype=torch.float64))

@@ -564,3 +564,23 @@ def test_every_cell_kind_trains(mode, impl):
     for name, p in layer.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, f"{name} got a zero gradient"
+
+
+# ------------------------------------------------------------------------------ autocast
+@pytest.mark.parametrize(("mode", "impl"), [(mode, impl) for mode in CELL_KINDS
+                                            for impl in IMPLS if supports(mode, impl)])
+def test_autocast_bfloat16_runs_and_stays_close(mode, impl):
+    """Under CPU autocast (bfloat16) every engine runs forward and backward, and its outputs
+    stay within bfloat16 rounding of the float32 run (looser for layer norm, which amplifies
+    the rounding of small recurrent projections at the first steps)."""
+    layer = Recurrent(mode, I, H, 2, bidirectional=True, impl=impl)
+    x = torch.randn(B, T, I, requires_grad=True)
+    lengths = torch.tensor(LENGTHS)
+    expected, _ = layer(x, lengths=lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = layer(x, lengths=lengths)
+    out.float().square().sum().backward()
+    tolerance = 0.15 if mode == "layernorm_lstm" else 5e-2
+    torch.testing.assert_close(out.float(), expected, atol=tolerance, rtol=tolerance)
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert all(p.grad is not None for p in layer.parameters())

@@ -169,7 +169,19 @@ def _input_gates(cell: RecurrentCell, seq: Tensor, context: Tensor | None,
 
 def _scan_direction(cell: RecurrentCell, seq: Tensor, state, context: Tensor | None,
                     mask: Tensor | None, steps: scan.Steps | None):
-    """One layer, one direction, through the hand-written kernels: ``(T, B, I) -> (T, B, H)``."""
+    """One layer, one direction, through the hand-written kernels: ``(T, B, I) -> (T, B, H)``.
+
+    The kernels compute in the parameters' dtype. Under autocast the inputs are cast to it and
+    autocast is paused: its per-op casts would mix dtypes inside the hand-written loops (the
+    recurrence is also where low precision hurts most).
+    """
+    if _autocast_on(seq.device):
+        dtype = cell.weight_hh.dtype
+        with torch.autocast(seq.device.type, enabled=False):
+            cast = (lambda t: None if t is None else t.to(dtype))  # noqa: E731
+            state = LSTMState(cast(state.h), cast(state.c)) if cell.has_cell_state else cast(
+                state)
+            return _scan_direction(cell, cast(seq), state, cast(context), cast(mask), steps)
     is_lstm = cell.has_cell_state
     order = _lstm_order(cell.hidden_size, seq.device) if is_lstm else None
     gi = _input_gates(cell, seq, context, order)
@@ -201,6 +213,12 @@ def _scan_direction(cell: RecurrentCell, seq: Tensor, state, context: Tensor | N
     else:
         out, h, c, _ = scan.lstm_forward(gi, state.h, state.c, w_hh, mask, steps, keep=False)
     return out, LSTMState(h, c)
+
+
+def _autocast_on(device: torch.device) -> bool:
+    if device.type not in ("cpu", "cuda"):
+        return False
+    return torch.is_autocast_enabled(device.type)
 
 
 # ----------------------------------------------------------------------------- torch engine

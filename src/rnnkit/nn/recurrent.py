@@ -228,6 +228,10 @@ class Recurrent(nn.Module):
             raise ValueError(f"expected input of shape (B, T, {self.input_size}) (batch first), "
                              f"got {got}")
         B, T, _ = input.shape
+        dtype = self.cells[0].weight_hh.dtype
+        if input.dtype != dtype and not torch.is_autocast_enabled(input.device.type):
+            raise ValueError(f"expected input of dtype {dtype} (the layer's parameters), got "
+                             f"{input.dtype}: convert one of them (layer.to(dtype))")
         if B == 0 or T == 0:
             raise ValueError(f"expected a non-empty batch of non-empty sequences, got "
                              f"{tuple(input.shape)}")
