@@ -14,12 +14,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import fused
-from .cells import GRUCell, LayerNormLSTMCell, LSTMCell, LSTMState, RecurrentCell, RNNCell
+from .cells import GRUCell, LayerNormLSTMCell, LSTMCell, LSTMState, RecurrentCell, RNNCell, State
 
 CELL_KINDS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "layernorm_lstm")
 IMPLS = ("auto", "loop", *fused.ENGINES)
 
-State = Tensor | LSTMState
 
 
 def make_cell(kind: str, input_size: int, hidden_size: int, bias: bool = True,
