@@ -1,0 +1,18 @@
+"""Training runs: safe checkpoints (safetensors + JSON, written atomically, never pickled)."""
+
+from .checkpoint import (
+    FORMAT_VERSION,
+    Checkpoint,
+    CheckpointError,
+    atomic_write_bytes,
+    flatten_state,
+    load_checkpoint,
+    load_json,
+    save_checkpoint,
+    save_json,
+    unflatten_state,
+)
+
+__all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "atomic_write_bytes",
+           "flatten_state", "load_checkpoint", "load_json", "save_checkpoint", "save_json",
+           "unflatten_state"]
