@@ -1,0 +1,407 @@
+r"""The lecture's character-level language model: many-to-many, synced.
+
+At every step the network reads token ``x_t`` and predicts the next one::
+
+    e_t = E[x_t]                       embedding (or the one-hot of x_t itself)
+    h_t = RNN(e_t, h_{t-1})            any cell kind, L levels (rnnkit.nn.Recurrent)
+    y_t = W_hy h_t + b_y               logits over the vocabulary: a guess at x_{t+1}
+
+trained with the cross-entropy of ``y_t`` against ``x_{t+1}`` (nats per character; divide by
+``ln 2`` for bits). Generation feeds each sampled token back as the next input
+(:meth:`LanguageModel.sample`), through :class:`StepDecoder`, the same model with its weights
+laid out for one step at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..decoding import Sampler
+from ..nn import CELL_KINDS, LSTMState, Recurrent
+from ..nn.cells import LAYER_NORM_EPS, GRUCell, LayerNormLSTMCell, RecurrentCell, RNNCell, State
+from ..nn.gemm import mm_t
+
+__all__ = ["LanguageModel", "LanguageModelConfig", "StepDecoder", "detach_state"]
+
+
+@dataclass
+class LanguageModelConfig:
+    """The shape of a :class:`LanguageModel`. Every field is checked on creation."""
+
+    vocab_size: int  # V: token ids are 0 .. V-1 (65 for tiny-shakespeare's characters)
+    cell: str = "lstm"  # one of rnnkit.nn.CELL_KINDS; char-rnn's LSTM is the strong default
+    num_layers: int = 2  # L, levels stacked (Karpathy's char-rnn: 2 or 3)
+    hidden_size: int = 512  # H, units per level
+    embedding_size: int = 128  # E; 0 = the one-hot input of the lecture (a fixed identity)
+    dropout: float = 0.0  # on the embedding, between levels and before W_hy (Zaremba et al. 2014)
+    tie_weights: bool = False  # W_hy shares the embedding matrix (Press & Wolf 2017); E == H
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "num_layers", "hidden_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        E = self.embedding_size
+        if isinstance(E, bool) or not isinstance(E, int) or E < 0:
+            raise ValueError(f"embedding_size must be an integer >= 0 (0 = one-hot input), "
+                             f"got {E!r}")
+        if self.cell not in CELL_KINDS:
+            raise ValueError(f"unknown cell {self.cell!r}: expected one of "
+                             + ", ".join(repr(k) for k in CELL_KINDS))
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
+                0 <= self.dropout < 1):
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.tie_weights, bool):
+            raise ValueError(f"tie_weights must be True or False, got {self.tie_weights!r}")
+        if self.tie_weights and E == 0:
+            raise ValueError("tie_weights needs a learned embedding (embedding_size > 0); the "
+                             "one-hot input (embedding_size=0) has no matrix to share")
+        if self.tie_weights and self.hidden_size != E:
+            raise ValueError(f"tie_weights needs embedding_size == hidden_size (W_hy is the "
+                             f"(V, E) embedding used as (V, H)), got embedding_size={E}, "
+                             f"hidden_size={self.hidden_size}")
+
+
+def detach_state(state: State | None) -> State | None:
+    """The state cut from its graph, to carry across batches (truncated BPTT).
+
+    Works for a tensor ``(L, B, H)`` and an :class:`LSTMState` (each part detached); ``None``
+    stays ``None``.
+    """
+    if state is None:
+        return None
+    if isinstance(state, LSTMState):
+        return LSTMState(state.h.detach(), state.c.detach())
+    return state.detach()
+
+
+class LanguageModel(nn.Module):
+    r"""Many-to-many, synced: ``y_t = W_hy h_t`` predicts token ``t+1``.
+
+    Args:
+        config: a :class:`LanguageModelConfig`.
+
+    Inputs: ``idx, state=None, targets=None``
+        * ``idx`` ``(B, T)`` int64 token ids in ``[0, V)``.
+        * ``state``: the recurrent state to start from (``(L, B, H)``, an :class:`LSTMState`
+          for LSTMs), e.g. the previous batch's, detached (:func:`detach_state`); zeros if
+          ``None``.
+        * ``targets`` ``(B, T)``: the next tokens (``idx`` shifted by one). Ids of -100 are
+          ignored, as in ``F.cross_entropy``.
+
+    Outputs: ``logits, loss, state``
+        * ``logits`` ``(B, T, V)``.
+        * ``loss``: the mean cross-entropy over the ``B*T`` targets, in nats per token
+          (``None`` without targets).
+        * ``state``: the final recurrent state, still attached to the graph.
+
+    Parameters: ``embedding.weight`` ``(V, E)`` (none for one-hot input), ``rnn`` (an
+    :class:`rnnkit.nn.Recurrent`), ``head.weight`` ``(V, H)`` = ``W_hy`` and ``head.bias``.
+
+    Example::
+
+        >>> model = LanguageModel(LanguageModelConfig(vocab_size=65, num_layers=1))
+        >>> idx = torch.randint(65, (4, 100))
+        >>> logits, loss, state = model(idx[:, :-1], targets=idx[:, 1:])
+        >>> logits.shape, state.h.shape
+        (torch.Size([4, 99, 65]), torch.Size([1, 4, 512]))
+        >>> text = torch.cat(list(model.sample(idx[0, :10], 200, temperature=0.8)))  # (200,)
+    """
+
+    def __init__(self, config: LanguageModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        V, E, H, L = (config.vocab_size, config.embedding_size, config.hidden_size,
+                      config.num_layers)
+        self.embedding = nn.Embedding(V, E) if E > 0 else None
+        self.drop = nn.Dropout(config.dropout)
+        # Recurrent's dropout acts between levels only: with one level it has none to act on
+        self.rnn = Recurrent(config.cell, E or V, H, L,
+                             dropout=config.dropout if L > 1 else 0.0)
+        self.head = nn.Linear(H, V)  # W_hy, b_y
+        self._init_weights()
+        if config.tie_weights:
+            self.head.weight = self.embedding.weight  # one (V, H) tensor, two roles
+
+    def _init_weights(self) -> None:
+        # Small uniform input and output weights, zero output bias, as in Zaremba et al. 2014 and
+        # PyTorch's word_language_model: N(0, 1) embeddings would make a tied W_hy's first
+        # logits ~sqrt(H) large. The recurrent weights keep torch.nn's initialisation.
+        if self.embedding is not None:
+            nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        nn.init.uniform_(self.head.weight, -0.1, 0.1)
+        nn.init.zeros_(self.head.bias)
+
+    def num_parameters(self) -> int:
+        """Trainable numbers in the model; a tied matrix counts once."""
+        return sum(p.numel() for p in self.parameters())
+
+    # --------------------------------------------------------------------------- forward
+    def embed(self, idx: Tensor) -> Tensor:
+        """The first level's inputs: ``(B, T)`` ids -> ``(B, T, E)`` (``(B, T, V)`` one-hot)."""
+        if self.embedding is not None:
+            return self.embedding(idx)
+        return F.one_hot(idx, self.config.vocab_size).to(self.head.weight.dtype)
+
+    def forward(self, idx: Tensor, state: State | None = None,
+                targets: Tensor | None = None) -> tuple[Tensor, Tensor | None, State]:
+        idx = self._check_ids(idx, "idx", "(B, T)")
+        x = self.drop(self.embed(idx))  # (B, T) -> (B, T, E)
+        out, state = self.rnn(x, state)  # (B, T, E) -> (B, T, H)
+        logits = self.head(self.drop(out))  # (B, T, H) -> (B, T, V)
+        loss = None
+        if targets is not None:
+            if not isinstance(targets, Tensor) or targets.shape != idx.shape or (
+                    targets.is_floating_point() or targets.is_complex()):
+                got = (f"{targets.dtype} of shape {tuple(targets.shape)}"
+                       if isinstance(targets, Tensor) else type(targets).__name__)
+                raise ValueError(f"expected targets as integer ids of the shape of idx "
+                                 f"{tuple(idx.shape)}, got {got}")
+            # (B, T, V) -> (B*T, V) against (B, T) -> (B*T,): the mean over every target
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                   targets.reshape(-1).long())
+        return logits, loss, state
+
+    detach_state = staticmethod(detach_state)
+
+    def _check_ids(self, ids: Tensor, name: str, shapes: str) -> Tensor:
+        """``ids`` as int64 on the model's device, or an error that says what is wrong."""
+        dims = (1, 2) if "(P,)" in shapes else (2,)
+        if not isinstance(ids, Tensor):
+            raise TypeError(f"expected {name} as a tensor of token ids {shapes}, got "
+                            f"{type(ids).__name__}")
+        if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+            raise ValueError(f"expected {name} as integer token ids (int64), got {ids.dtype}")
+        if ids.dim() not in dims or ids.numel() == 0:
+            raise ValueError(f"expected {name} of shape {shapes}, non-empty, got "
+                             f"{tuple(ids.shape)}")
+        V = self.config.vocab_size
+        low, high = (int(v) for v in torch.aminmax(ids))
+        if low < 0 or high >= V:
+            raise ValueError(f"expected {name} in [0, {V}) (the vocabulary), got ids from {low}"
+                             f" to {high}")
+        return ids.to(device=self.head.weight.device, dtype=torch.long)
+
+    # ------------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def sample(self, prime: Tensor, length: int, *, temperature: float = 1.0,
+               top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
+               generator: torch.Generator | None = None) -> Iterator[Tensor]:
+        """Generate ``length`` tokens after ``prime``, one ``(B,)`` tensor of ids per step.
+
+        ``prime`` ``(P,)`` or ``(B, P)`` int64: ``B`` independent streams (they share only the
+        weights), ``P >= 1``; a ``(P,)`` prime is one stream (``B = 1``). The prime runs
+        through :meth:`forward` once; then each step picks the next ids with
+        a :class:`rnnkit.decoding.Sampler` (``temperature``, ``top_k``, ``top_p``,
+        ``greedy``, ``generator``: the distribution of :func:`rnnkit.decoding.next_token`) and
+        feeds them back through a :class:`StepDecoder`.
+
+        The arguments are checked here, at the call. The forward over the prime runs in
+        evaluation mode (no dropout) when the first step is asked for, and the model's mode is
+        restored right after; the steps never look at it. The weights are laid out for the steps
+        then, once (:class:`StepDecoder`): do not change them while the iterator is alive.
+
+        Example::
+
+            >>> prime = torch.tensor([[20, 46, 43, 1], [13, 52, 42, 1]])  # two streams (2, 4)
+            >>> for ids in model.sample(prime, 500, temperature=0.8, top_p=0.9):
+            ...     print(ids)  # (2,): the next token of each stream
+        """
+        prime = self._check_ids(prime, "prime", "(P,) or (B, P)")
+        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+            raise ValueError(f"length must be an integer >= 0, got {length!r}")
+        sampler = Sampler(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
+                          generator=generator)
+        return self._generate(prime.reshape(-1, prime.shape[-1]), length, sampler)  # (B, P)
+
+    @torch.no_grad()
+    def _generate(self, prime: Tensor, length: int, sampler: Sampler) -> Iterator[Tensor]:
+        if length == 0:
+            return
+        was_training = self.training
+        self.eval()
+        try:
+            logits, _, state = self(prime)  # (B, P) -> (B, P, V)
+        finally:
+            self.train(was_training)
+        decoder = StepDecoder(self, state)
+        logits = logits[:, -1]  # (B, V): the guess at the first new token
+        for t in range(length):
+            ids = sampler(logits)  # (B, V) -> (B,)
+            yield ids
+            if t + 1 < length:
+                logits = decoder.step(ids)
+
+
+class StepDecoder:
+    """A :class:`LanguageModel` one step at a time, its weights laid out for speed.
+
+    ``logits = decoder.step(ids)`` advances every stream by one token, ``(B,)`` ids ->
+    ``(B, V)`` logits, and keeps the state. The same numbers as :meth:`LanguageModel.forward`
+    over the whole sequence (tested to float rounding), in evaluation mode (no dropout).
+    What makes a step cheap (a 1x512 LSTM step is one 4 MiB weight read, ~40-55 us here;
+    everything else is kept to a few microseconds):
+
+    * The first level's input part depends on the token only: ``W_xh E[x] + biases`` is
+      computed for the whole vocabulary once, a table ``(V, G)`` (``G = gates * H``), and a
+      step looks up one row per stream instead of a product (``table=None``: used while the
+      table has at most ``MAX_TABLE`` entries).
+    * Per level one product ``W_hh h_{t-1}``, the input part added in the same call; LSTM
+      gates reordered ``i, f, o, g`` so that one sigmoid covers three of them; activations in
+      place; the cell's equations written out, without a module call's checks.
+    * For several streams the products run on oneDNN (:func:`rnnkit.nn.gemm.mm_t`), for one
+      stream on torch's matrix-vector product (MKL). Measured here, ``(B, 512) x (512, 2048)``:
+      B = 1, torch 56 us on 1 or 2 threads, oneDNN 67 us on 1 and 45 us on 2 idle threads,
+      but it splits the row over threads and stalls when another process holds a core (a
+      whole sample once ran 7x slower); B = 3, oneDNN 74-120 us, torch 160-170 us.
+
+    The weights are laid out at construction (some copied, some shared): after the model
+    changes, build a new decoder.
+
+    Args:
+        model: the language model.
+        state: the state to start from (``forward``'s final state); zeros if ``None``.
+        batch_size: ``B`` when ``state`` is ``None``.
+        table: force the vocabulary table on (``True``) or off (``False``).
+    """
+
+    MAX_TABLE = 2**23  # entries (32 MiB in float32): beyond that, one product per step
+
+    def __init__(self, model: LanguageModel, state: State | None = None, batch_size: int = 1,
+                 table: bool | None = None) -> None:
+        reference = model.head.weight
+        H, V = model.config.hidden_size, model.config.vocab_size
+        if state is None:
+            zeros = reference.new_zeros(model.config.num_layers, batch_size, H)  # (L, B, H)
+            state = LSTMState(zeros, zeros) if model.rnn.cells[0].has_cell_state else zeros
+        is_lstm = isinstance(state, LSTMState)
+        self.h = list((state.h if is_lstm else state).unbind(0))  # (L, B, H) -> L x (B, H)
+        self.c = list(state.c.unbind(0)) if is_lstm else None
+        mm = _torch_mm_t if self.h[0].shape[0] == 1 else mm_t  # see above
+        self.head = mm
+        self.vocab_size = V
+        self.one_hot_dtype = reference.dtype
+        with torch.no_grad():
+            self.levels = [_Level(cell, mm) for cell in model.rnn.cells]
+            self.head_weight = model.head.weight.detach().contiguous()  # W_hy (V, H)
+            self.head_bias = model.head.bias.detach()
+            self.embedding = None if model.embedding is None else model.embedding.weight.detach()
+            G = self.levels[0].w_hh.shape[0]
+            self.table = None
+            if table or (table is None and V * G <= self.MAX_TABLE):
+                vocabulary = torch.arange(V, device=reference.device)
+                self.table = self.levels[0].input_gates(model.embed(vocabulary))  # (V, G)
+
+    @property
+    def state(self) -> State:
+        """The state after the last step, in the model's layout (``(L, B, H)`` or LSTMState)."""
+        h = torch.stack(self.h)  # L x (B, H) -> (L, B, H)
+        return h if self.c is None else LSTMState(h, torch.stack(self.c))
+
+    def step(self, ids: Tensor) -> Tensor:
+        """Feed ``ids`` ``(B,)``; returns the logits ``(B, V)`` for the token after them."""
+        if torch.is_grad_enabled():  # decoding never needs a graph; in-place steps forbid one
+            with torch.no_grad():
+                return self.step(ids)
+        x = gi = None
+        if self.table is not None:
+            gi = self.table.index_select(0, ids)  # (V, G) -> (B, G)
+        elif self.embedding is not None:
+            x = self.embedding.index_select(0, ids)  # (V, E) -> (B, E)
+        else:
+            x = F.one_hot(ids, self.vocab_size).to(self.one_hot_dtype)  # (B,) -> (B, V)
+        h, c = self.h, self.c
+        for k, level in enumerate(self.levels):
+            if x is not None:
+                gi = level.input_gates(x)  # (B, I) -> (B, G)
+            if c is None:
+                h[k] = level.recur(gi, h[k])
+            else:
+                h[k], c[k] = level.recur_lstm(gi, h[k], c[k])
+            x = h[k]  # the next level's input
+        return self.head(x, self.head_weight, bias=self.head_bias)  # (B, H) -> (B, V)
+
+
+def _torch_mm_t(a: Tensor, b: Tensor, add: Tensor | None = None,
+                bias: Tensor | None = None) -> Tensor:
+    """:func:`rnnkit.nn.gemm.mm_t` by torch's own products (MKL on the CPU)."""
+    if add is not None:
+        return torch.addmm(add, a, b.t())
+    return F.linear(a, b, bias)
+
+
+class _Level:
+    """One level's weights, laid out for a step, and its step: the cell's equations, no checks.
+
+    The gate rows of LSTM cells are reordered ``i, f, o, g`` (sigmoid gates contiguous) in every
+    weight and bias; the biases that sit outside the nonlinearity are summed into the input part
+    (``b_ih + b_hh``), except the GRU's ``b_hn``, which sits inside ``r * (.)``.
+    """
+
+    def __init__(self, cell: RecurrentCell, mm: Callable[..., Tensor]) -> None:
+        self.mm = mm  # (a, w, add=None, bias=None) -> a @ w.T (+ add) (+ bias)
+        self.layer_norm = isinstance(cell, LayerNormLSTMCell)
+        self.relu = isinstance(cell, RNNCell) and cell.nonlinearity == "relu"
+        self.gru = isinstance(cell, GRUCell)
+        H = self.hidden_size = cell.hidden_size
+        order = None
+        if cell.has_cell_state:  # torch's blocks i, f, g, o -> i, f, o, g
+            order = torch.arange(4 * H, device=cell.weight_hh.device).view(4, H)[[0, 1, 3, 2]]
+            order = order.reshape(-1)
+
+        def rows(t: Tensor | None) -> Tensor | None:
+            if t is None:
+                return None
+            t = t.detach()
+            return (t if order is None else t.index_select(0, order)).contiguous()
+
+        self.w_ih, self.w_hh = rows(cell.weight_ih), rows(cell.weight_hh)
+        self.b_hh = None
+        if self.layer_norm:
+            self.b_in = rows(cell.gate_bias)  # added after the input norm
+            self.ln_ih, self.ln_hh = rows(cell.ln_ih_weight), rows(cell.ln_hh_weight)
+            self.ln_c_w, self.ln_c_b = cell.ln_c_weight.detach(), cell.ln_c_bias.detach()
+        elif self.gru:
+            self.b_in, self.b_hh = rows(cell.bias_ih), rows(cell.bias_hh)
+        else:
+            self.b_in = None if cell.bias_ih is None else rows(cell.bias_ih + cell.bias_hh)
+
+    def input_gates(self, x: Tensor) -> Tensor:
+        """The part of the gates that does not depend on ``h``: ``(N, I) -> (N, G)``."""
+        if not self.layer_norm:
+            return self.mm(x, self.w_ih, bias=self.b_in)
+        gates = F.layer_norm(self.mm(x, self.w_ih), self.w_ih.shape[:1], self.ln_ih, None,
+                             LAYER_NORM_EPS)
+        return gates if self.b_in is None else gates.add_(self.b_in)
+
+    def recur(self, gi: Tensor, h: Tensor) -> Tensor:
+        """Vanilla RNN and GRU: ``h_t`` from the input part ``gi`` ``(B, G)`` and ``h_{t-1}``."""
+        if not self.gru:
+            pre = self.mm(h, self.w_hh, add=gi)  # (B, H) x (H, H) + (B, H)
+            return pre.clamp_min_(0) if self.relu else pre.tanh_()
+        gh = self.mm(h, self.w_hh, bias=self.b_hh)  # (B, H) x (H, 3H) + b_hh
+        gi_rz, gi_n = gi.split([2 * self.hidden_size, self.hidden_size], dim=1)
+        gh_rz, gh_n = gh.split([2 * self.hidden_size, self.hidden_size], dim=1)
+        r, z = torch.add(gi_rz, gh_rz).sigmoid_().chunk(2, dim=1)
+        n = torch.addcmul(gi_n, r, gh_n).tanh_()
+        return torch.sub(h, n).mul_(z).add_(n)  # (1 - z) n + z h = n + z (h - n)
+
+    def recur_lstm(self, gi: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        """(Layer-norm) LSTM: ``(h_t, c_t)`` from ``gi`` ``(B, 4H)`` and ``(h, c)_{t-1}``."""
+        if self.layer_norm:
+            y = self.mm(h, self.w_hh)  # (B, H) x (H, 4H)
+            a = F.layer_norm(y, y.shape[1:], self.ln_hh, None, LAYER_NORM_EPS).add_(gi)
+        else:
+            a = self.mm(h, self.w_hh, add=gi)  # (B, H) x (H, 4H) + (B, 4H)
+        sigmoids, g = a.split([3 * self.hidden_size, self.hidden_size], dim=1)
+        i, f, o = sigmoids.sigmoid_().chunk(3, dim=1)
+        c = torch.mul(f, c).addcmul_(i, g.tanh_())  # c_t = f c_{t-1} + i g
+        if self.layer_norm:
+            c_norm = F.layer_norm(c, c.shape[1:], self.ln_c_w, self.ln_c_b, LAYER_NORM_EPS)
+            return c_norm.tanh_().mul_(o), c
+        return torch.tanh(c).mul_(o), c
