@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from . import __version__
+from .tasks import charlm_cli
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -25,13 +26,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--num-layers", type=int, default=2, help="L, stacked levels")
     demo.add_argument("--seed", type=int, default=0)
 
-    charlm = tasks.add_parser("charlm", help="character-level language model")
-    charlm_actions = charlm.add_subparsers(dest="action", metavar="<action>", required=True)
-    hello = charlm_actions.add_parser(
-        "hello", help="the lecture's slide: a vanilla RNN learns 'hello' over [h, e, l, o]")
-    hello.add_argument("--hidden-size", type=int, default=3, help="hidden units (the slide: 3)")
-    hello.add_argument("--max-steps", type=int, default=2000, help="give up after this many")
-    hello.add_argument("--seed", type=int, default=0)
+    charlm_cli.add_parser(tasks)
     return parser
 
 
@@ -54,14 +49,15 @@ def main(argv: list[str] | None = None) -> int:
                             seed=args.seed)
         print(format_rows(config, run_demo(config)))
         return 0
-    if args.task == "charlm" and args.action == "hello":
-        _positive(parser, args, "hidden_size", "max_steps")
-        from .tasks.hello import HelloConfig, format_slide, train_hello
-
-        result = train_hello(HelloConfig(hidden_size=args.hidden_size, max_steps=args.max_steps,
-                                         seed=args.seed))
-        print(format_slide(result))
-        return 0 if result.solved else 1
+    if args.task == "charlm":
+        try:
+            return charlm_cli.run(args)
+        except charlm_cli.BAD_INPUT as error:
+            print(f"rnnkit charlm {args.action}: error: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
     parser.error(f"unknown task {args.task!r}")  # argparse already refuses; kept for clarity
     return 2
 

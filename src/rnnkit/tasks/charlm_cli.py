@@ -1,0 +1,240 @@
+"""``rnnkit charlm train | sample | eval | hello``: the command line of the character model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+
+from ..train import distributed
+from ..train.checkpoint import CheckpointError, load_checkpoint, save_json
+from ..train.trainer import LAST, TrainConfig, Trainer
+from .charlm import KIND, TRAIN_DEFAULTS, CharLMConfig, CharLMTask, TrainedModel, load_data
+
+# options of CharLMConfig and TrainConfig as the command line spells them (None = default)
+_DATA_MODEL = {f.name for f in fields(CharLMConfig)}
+_TRAIN = {f.name for f in fields(TrainConfig)} - {"time_budget", "max_steps"}
+
+
+def parse_duration(text: str) -> float:
+    """``"75s"``, ``"10m"``, ``"2h"`` or plain seconds -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    value, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        seconds = float(value) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration like 75s, 10m or 2h, got {text!r}") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"a duration must be positive, got {text!r}")
+    return seconds
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a value in (0, 1], got {text}")
+    return value
+
+
+def add_parser(tasks) -> None:
+    charlm = tasks.add_parser("charlm", help="character-level language model (char-rnn)")
+    actions = charlm.add_subparsers(dest="action", metavar="<action>", required=True)
+
+    train = actions.add_parser("train", help="train on a text file or folder (or the built-in "
+                                             "corpus)")
+    data = train.add_argument_group("data")
+    data.add_argument("--text", help="UTF-8 text file or folder (default: the built-in corpus, "
+                                     "the Python language reference shipped with Python)")
+    data.add_argument("--val", help="validation text (default: the last --val-fraction of the "
+                                    "training text)")
+    data.add_argument("--val-fraction", type=float)
+    data.add_argument("--encoding-errors", choices=["strict", "replace"],
+                      help="what to do with bytes that are not UTF-8 (default: strict)")
+    model = train.add_argument_group("model")
+    model.add_argument("--cell", help="rnn_tanh, rnn_relu, lstm, gru or layernorm_lstm")
+    for name in ("num-layers", "hidden-size", "embedding-size", "seq-len", "batch-size"):
+        model.add_argument(f"--{name}", type=int)
+    model.add_argument("--dropout", type=float)
+    model.add_argument("--tie-weights", action="store_const", const=True)
+    run = train.add_argument_group("run")
+    run.add_argument("--out", help="run folder (checkpoints, metrics, curves)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
+    run.add_argument("--time-budget", type=parse_duration,
+                     help="training time, e.g. 75s, 10m, 2h (evaluation not counted)")
+    run.add_argument("--max-steps", type=int)
+    for name, kind in (("learning-rate", float), ("min-learning-rate", float),
+                       ("warmup-steps", int), ("weight-decay", float), ("grad-clip", float),
+                       ("eval-every", int), ("patience", int), ("log-every", int),
+                       ("seed", int)):
+        run.add_argument(f"--{name}", type=kind)
+    run.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    run.add_argument("--no-amp", dest="amp", action="store_const", const=False,
+                     help="no mixed precision on GPUs")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--sample-length", type=int, default=300,
+                     help="characters to sample when training ends (0: none)")
+
+    sample = actions.add_parser("sample", help="generate text from a trained run")
+    sample.add_argument("run", metavar="RUN_DIR", help="run folder or checkpoint file")
+    sample.add_argument("--prime", default="", help="text to start from")
+    sample.add_argument("--length", type=int, default=500, help="characters to generate")
+    sample.add_argument("--temperature", type=float, default=1.0)
+    sample.add_argument("--top-k", type=int)
+    sample.add_argument("--top-p", type=_probability)
+    sample.add_argument("--greedy", action="store_true", help="always the likeliest character")
+    sample.add_argument("--seed", type=int)
+    sample.add_argument("--num-samples", type=int, default=1, help="independent samples, "
+                                                                   "generated as one batch")
+    sample.add_argument("--skip-unknown", action="store_true",
+                        help="drop prime characters the model never saw (with a warning)")
+    sample.add_argument("--device", default="auto")
+
+    evaluate = actions.add_parser("eval", help="loss, bits per char and perplexity on a file")
+    evaluate.add_argument("run", metavar="RUN_DIR", help="run folder or checkpoint file")
+    evaluate.add_argument("file", help="UTF-8 text file or folder")
+    evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    evaluate.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict")
+    evaluate.add_argument("--device", default="auto")
+
+    hello = actions.add_parser(
+        "hello", help="the lecture's slide: a vanilla RNN learns 'hello' over [h, e, l, o]")
+    hello.add_argument("--hidden-size", type=int, default=3, help="hidden units (the slide: 3)")
+    hello.add_argument("--max-steps", type=int, default=2000, help="give up after this many")
+    hello.add_argument("--seed", type=int, default=0)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available here")
+    return device
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "train":
+        return _train(args)
+    if args.action == "sample":
+        return _sample(args)
+    if args.action == "eval":
+        return _evaluate(args)
+    from .hello import HelloConfig, format_slide, train_hello
+
+    result = train_hello(HelloConfig(hidden_size=args.hidden_size, max_steps=args.max_steps,
+                                     seed=args.seed))
+    print(format_slide(result))
+    return 0 if result.solved else 1
+
+
+def _given(args: argparse.Namespace, names: set[str]) -> dict:
+    return {name: getattr(args, name) for name in names
+            if getattr(args, name, None) is not None}
+
+
+def _train(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    context = distributed.setup(device)
+    if context.enabled and device.type == "cuda":
+        device = torch.device("cuda", context.local_rank)
+    try:
+        if args.resume:
+            if args.out and Path(args.out) != Path(args.resume):
+                raise ValueError("--resume continues a run in its own folder: drop --out")
+            run_dir = Path(args.resume)
+            saved = load_checkpoint(run_dir / LAST, kind=KIND).config
+            config = CharLMConfig.from_dict(saved["task"]["charlm"])
+            changed = {k: v for k, v in _given(args, _DATA_MODEL).items()
+                       if v != getattr(config, k)}
+            if changed:
+                raise ValueError("a resumed run keeps its data and model; these options differ "
+                                 f"from the run's: {', '.join(sorted(changed))}")
+            train_values = {**saved["train"], **_given(args, _TRAIN)}
+        else:
+            if not args.out:
+                raise ValueError("give --out RUN_DIR (where the run is written)")
+            run_dir = Path(args.out)
+            if (run_dir / LAST).exists():
+                raise ValueError(f"{run_dir} already holds a run: --resume {run_dir} continues "
+                                 "it, or choose another --out")
+            config = CharLMConfig(**_given(args, _DATA_MODEL))
+            train_values = {**TRAIN_DEFAULTS, **_given(args, _TRAIN)}
+        if args.time_budget is not None or args.max_steps is not None:
+            train_values["time_budget"] = args.time_budget
+            train_values["max_steps"] = args.max_steps
+        elif not args.resume:
+            train_values["time_budget"] = 120.0  # two minutes unless told otherwise
+        train_config = TrainConfig(**train_values)
+        data = load_data(config)
+        torch.manual_seed(train_config.seed)  # the model's initial weights
+        task = CharLMTask(config, data, device, context)
+        if context.is_main:
+            print(f"training a {config.num_layers}x{config.hidden_size} {config.cell} "
+                  f"({task.model.num_parameters():,} parameters) on {data.source}: "
+                  f"{len(data.train_ids):,} training and {len(data.val_ids):,} validation "
+                  f"characters, {len(data.vocab)} distinct", file=sys.stderr)
+        trainer = Trainer(task, train_config, run_dir, device=device, resume=bool(args.resume),
+                          progress=not args.no_progress, context=context)
+        if context.is_main:
+            save_json(run_dir / "config.json", {"charlm": asdict(config),
+                                                "train": asdict(train_config)})
+            save_json(run_dir / "vocab.json", data.vocab.to_json())
+        result = trainer.fit()
+    finally:
+        distributed.teardown(context)
+    if not context.is_main:
+        return 0
+    best = result.best or result.last
+    print(f"stopped after {result.steps} steps ({result.stopped_because}), "
+          f"{result.train_seconds:.0f} s of training", file=sys.stderr)
+    if args.sample_length > 0:
+        trained = TrainedModel.load(run_dir, device)
+        print("".join(trained.sample("\n", args.sample_length, temperature=0.8, seed=0)))
+    print(f"validation: loss {best['loss']:.4f} nats/char, {best['bpc']:.4f} bits/char, "
+          f"perplexity {best['perplexity']:.2f} (best checkpoint: {run_dir / 'best.safetensors'})")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    if args.length < 0 or args.num_samples < 1:
+        raise ValueError("--length must be >= 0 and --num-samples >= 1")
+    trained = TrainedModel.load(args.run, resolve_device(args.device))
+    unknown = trained.vocab.unknown_chars(args.prime)
+    if unknown and args.skip_unknown:
+        print(f"warning: skipping prime characters the model never saw: "
+              f"{', '.join(repr(c) for c in unknown)}", file=sys.stderr)
+    options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                   greedy=args.greedy, seed=args.seed, skip_unknown=args.skip_unknown)
+    if args.num_samples > 1:
+        for text in trained.sample_many(args.prime, args.length, args.num_samples, **options):
+            print(args.prime + text)
+            print()
+        return 0
+    out = sys.stdout
+    out.write(args.prime)
+    for i, char in enumerate(trained.sample(args.prime, args.length, **options)):
+        out.write(char)
+        if char == "\n" or i % 32 == 31:
+            out.flush()  # stream as the characters come
+    out.write("\n")
+    out.flush()
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    trained = TrainedModel.load(args.run, resolve_device(args.device))
+    metrics = trained.evaluate(args.file, args.encoding_errors)
+    if args.json:
+        print(json.dumps({k: metrics[k] for k in ("loss", "bpc", "perplexity")}))
+    else:
+        print(f"{args.file}: loss {metrics['loss']:.4f} nats/char, {metrics['bpc']:.4f} "
+              f"bits/char, perplexity {metrics['perplexity']:.2f}")
+    return 0
+
+
+BAD_INPUT = (ValueError, CheckpointError, FileNotFoundError, IsADirectoryError)
