@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo layers test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# the main job: a character model on the built-in corpus, two minutes on a CPU, then a sample
 demo: install
+	rm -rf runs/demo
+	$(VENV)/bin/rnnkit charlm train --out runs/demo --time-budget 2m
+
+# the layers at work: every cell kind's fast path against the reference loop
+layers: install
 	$(VENV)/bin/rnnkit demo
 
 test: install

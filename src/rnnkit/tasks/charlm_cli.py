@@ -185,6 +185,7 @@ def _train(args: argparse.Namespace) -> int:
                                                 "train": asdict(train_config)})
             save_json(run_dir / "vocab.json", data.vocab.to_json())
         result = trainer.fit()
+        del trainer  # its DistributedDataParallel must go before the process group
     finally:
         distributed.teardown(context)
     if not context.is_main:

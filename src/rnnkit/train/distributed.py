@@ -57,5 +57,8 @@ def mean(value: float, context: DistContext) -> float:
 
 
 def teardown(context: DistContext) -> None:
+    """Leave the process group together: a rank that exits while another still works (rank 0
+    saving) can abort the job's communication threads."""
     if context.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()

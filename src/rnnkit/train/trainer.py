@@ -213,6 +213,7 @@ class Trainer:
         if p.step % config.eval_every != 0 or not last:
             last = self._evaluate()
         best = self._best_metrics()
+        self.trained = self.model  # release DistributedDataParallel before the group goes
         return TrainResult(p.step, p.train_seconds, reason, best, last)
 
     def _update(self) -> tuple[Tensor, float]:
