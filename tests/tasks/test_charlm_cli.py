@@ -120,3 +120,19 @@ def test_a_checkpoint_of_another_task_is_refused(tmp_path, capsys) -> None:
 def test_an_existing_run_is_not_overwritten(run_dir, capsys) -> None:
     assert main(["charlm", "train", "--out", str(run_dir), "--max-steps", "2", *SMALL]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_python_api_mirrors_the_command_line(tmp_path) -> None:
+    from rnnkit import charlm
+
+    (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
+    model = charlm.train(tmp_path / "run", text=str(tmp_path / "t.txt"), max_steps=20,
+                         hidden_size=16, embedding_size=8, seq_len=16, batch_size=8,
+                         eval_every=10, progress=False)
+    assert model.result.steps == 20 and set(model.metrics) == {"loss", "bpc", "perplexity"}
+    again = charlm.load(tmp_path / "run")
+    assert "".join(again.sample("to", 25, greedy=True)) == "".join(
+        model.sample("to", 25, greedy=True))
+    assert again.evaluate(tmp_path / "t.txt")["loss"] > 0
+    with pytest.raises(TypeError, match="unknown options: hiden_size"):
+        charlm.train(tmp_path / "other", hiden_size=3)

@@ -5,33 +5,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, fields
-from pathlib import Path
+from dataclasses import fields
 
-import torch
-
-from ..train import distributed
-from ..train.checkpoint import CheckpointError, load_checkpoint, save_json
-from ..train.trainer import LAST, TrainConfig, Trainer
-from .charlm import KIND, TRAIN_DEFAULTS, CharLMConfig, CharLMTask, TrainedModel, load_data
+from ..train.checkpoint import CheckpointError
+from ..train.runtime import parse_duration, resolve_device
+from ..train.trainer import TrainConfig
+from .charlm import CharLMConfig, TrainedModel, train
 
 # options of CharLMConfig and TrainConfig as the command line spells them (None = default)
 _DATA_MODEL = {f.name for f in fields(CharLMConfig)}
 _TRAIN = {f.name for f in fields(TrainConfig)} - {"time_budget", "max_steps"}
 
 
-def parse_duration(text: str) -> float:
-    """``"75s"``, ``"10m"``, ``"2h"`` or plain seconds -> seconds."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    value, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+def _duration(text: str) -> float:
     try:
-        seconds = float(value) * units[unit]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a duration like 75s, 10m or 2h, got {text!r}") from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"a duration must be positive, got {text!r}")
-    return seconds
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _probability(text: str) -> float:
@@ -64,7 +54,7 @@ def add_parser(tasks) -> None:
     run = train.add_argument_group("run")
     run.add_argument("--out", help="run folder (checkpoints, metrics, curves)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
-    run.add_argument("--time-budget", type=parse_duration,
+    run.add_argument("--time-budget", type=_duration,
                      help="training time, e.g. 75s, 10m, 2h (evaluation not counted)")
     run.add_argument("--max-steps", type=int)
     for name, kind in (("learning-rate", float), ("min-learning-rate", float),
@@ -108,15 +98,6 @@ def add_parser(tasks) -> None:
     hello.add_argument("--seed", type=int, default=0)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available here")
-    return device
-
-
 def run(args: argparse.Namespace) -> int:
     if args.action == "train":
         return _train(args)
@@ -138,66 +119,19 @@ def _given(args: argparse.Namespace, names: set[str]) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
-    device = resolve_device(args.device)
-    context = distributed.setup(device)
-    if context.enabled and device.type == "cuda":
-        device = torch.device("cuda", context.local_rank)
-    try:
-        if args.resume:
-            if args.out and Path(args.out) != Path(args.resume):
-                raise ValueError("--resume continues a run in its own folder: drop --out")
-            run_dir = Path(args.resume)
-            saved = load_checkpoint(run_dir / LAST, kind=KIND).config
-            config = CharLMConfig.from_dict(saved["task"]["charlm"])
-            changed = {k: v for k, v in _given(args, _DATA_MODEL).items()
-                       if v != getattr(config, k)}
-            if changed:
-                raise ValueError("a resumed run keeps its data and model; these options differ "
-                                 f"from the run's: {', '.join(sorted(changed))}")
-            train_values = {**saved["train"], **_given(args, _TRAIN)}
-        else:
-            if not args.out:
-                raise ValueError("give --out RUN_DIR (where the run is written)")
-            run_dir = Path(args.out)
-            if (run_dir / LAST).exists():
-                raise ValueError(f"{run_dir} already holds a run: --resume {run_dir} continues "
-                                 "it, or choose another --out")
-            config = CharLMConfig(**_given(args, _DATA_MODEL))
-            train_values = {**TRAIN_DEFAULTS, **_given(args, _TRAIN)}
-        if args.time_budget is not None or args.max_steps is not None:
-            train_values["time_budget"] = args.time_budget
-            train_values["max_steps"] = args.max_steps
-        elif not args.resume:
-            train_values["time_budget"] = 120.0  # two minutes unless told otherwise
-        train_config = TrainConfig(**train_values)
-        data = load_data(config)
-        torch.manual_seed(train_config.seed)  # the model's initial weights
-        task = CharLMTask(config, data, device, context)
-        if context.is_main:
-            print(f"training a {config.num_layers}x{config.hidden_size} {config.cell} "
-                  f"({task.model.num_parameters():,} parameters) on {data.source}: "
-                  f"{len(data.train_ids):,} training and {len(data.val_ids):,} validation "
-                  f"characters, {len(data.vocab)} distinct", file=sys.stderr)
-        trainer = Trainer(task, train_config, run_dir, device=device, resume=bool(args.resume),
-                          progress=not args.no_progress, context=context)
-        if context.is_main:
-            save_json(run_dir / "config.json", {"charlm": asdict(config),
-                                                "train": asdict(train_config)})
-            save_json(run_dir / "vocab.json", data.vocab.to_json())
-        result = trainer.fit()
-        del trainer  # its DistributedDataParallel must go before the process group
-    finally:
-        distributed.teardown(context)
-    if not context.is_main:
+    options = _given(args, _DATA_MODEL | _TRAIN)
+    trained = train(args.out, resume=args.resume, device=args.device,
+                    progress=not args.no_progress, time_budget=args.time_budget,
+                    max_steps=args.max_steps, **options)
+    if trained is None:  # a rank other than 0 of a distributed run
         return 0
-    best = result.best or result.last
+    result, best = trained.result, trained.metrics
     print(f"stopped after {result.steps} steps ({result.stopped_because}), "
           f"{result.train_seconds:.0f} s of training", file=sys.stderr)
     if args.sample_length > 0:
-        trained = TrainedModel.load(run_dir, device)
         print("".join(trained.sample("\n", args.sample_length, temperature=0.8, seed=0)))
     print(f"validation: loss {best['loss']:.4f} nats/char, {best['bpc']:.4f} bits/char, "
-          f"perplexity {best['perplexity']:.2f} (best checkpoint: {run_dir / 'best.safetensors'})")
+          f"perplexity {best['perplexity']:.2f} (best checkpoint: {trained.path})")
     return 0
 
 
