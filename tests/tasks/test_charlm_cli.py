@@ -136,3 +136,15 @@ def test_python_api_mirrors_the_command_line(tmp_path) -> None:
     assert again.evaluate(tmp_path / "t.txt")["loss"] > 0
     with pytest.raises(TypeError, match="unknown options: hiden_size"):
         charlm.train(tmp_path / "other", hiden_size=3)
+
+
+def test_long_budgets_get_the_larger_recipe_unless_told_otherwise(tmp_path) -> None:
+    from rnnkit import charlm
+
+    (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
+    common = dict(text=str(tmp_path / "t.txt"), time_budget="10m", max_steps=2, seq_len=8,
+                  batch_size=4, progress=False)
+    model = charlm.train(tmp_path / "a", **common)
+    assert (model.config.hidden_size, model.config.dropout) == (512, 0.25)
+    model = charlm.train(tmp_path / "b", hidden_size=32, **common)
+    assert (model.config.hidden_size, model.config.dropout) == (32, 0.25)

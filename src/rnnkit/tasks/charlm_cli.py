@@ -129,7 +129,7 @@ def _train(args: argparse.Namespace) -> int:
     print(f"stopped after {result.steps} steps ({result.stopped_because}), "
           f"{result.train_seconds:.0f} s of training", file=sys.stderr)
     if args.sample_length > 0:
-        print("".join(trained.sample("\n", args.sample_length, temperature=0.8, seed=0)))
+        print("".join(trained.sample("", args.sample_length, temperature=0.8, seed=0)))
     print(f"validation: loss {best['loss']:.4f} nats/char, {best['bpc']:.4f} bits/char, "
           f"perplexity {best['perplexity']:.2f} (best checkpoint: {trained.path})")
     return 0
