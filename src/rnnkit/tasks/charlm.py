@@ -296,6 +296,11 @@ class TrainedModel:
         metrics = (checkpoint.state or {}).get("metrics", {}) if path.name == BEST else {}
         return cls(model, vocab, config, path, metrics)
 
+    def _generator(self, seed: int | None) -> torch.Generator | None:
+        if seed is None:
+            return None
+        return torch.Generator(device=self.model.head.weight.device).manual_seed(seed)
+
     def encode_prime(self, prime: str, skip_unknown: bool = False) -> torch.Tensor:
         unknown = self.vocab.unknown_chars(prime)
         if unknown and not skip_unknown:
@@ -311,14 +316,10 @@ class TrainedModel:
         ids = self.encode_prime(prime, skip_unknown)
         if ids.numel() == 0:  # no prime: start from a newline, the most neutral character
             ids = self.vocab.encode("\n") if "\n" in self.vocab.chars else torch.tensor([0])
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=self.model.head.weight.device)
-            generator.manual_seed(seed)
         device = self.model.head.weight.device
         for next_ids in self.model.sample(ids.to(device), length, temperature=temperature,
                                           top_k=top_k, top_p=top_p, greedy=greedy,
-                                          generator=generator):
+                                          generator=self._generator(seed)):
             yield self.vocab.chars[int(next_ids[0])]
 
     def sample_many(self, prime: str, length: int, count: int, *, temperature: float = 1.0,
@@ -327,13 +328,10 @@ class TrainedModel:
         """``count`` independent samples after the same prime, generated as one batch."""
         ids = self.encode_prime(prime or "\n", skip_unknown)
         device = self.model.head.weight.device
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=device)
-            generator.manual_seed(seed)
         primes = ids.to(device).unsqueeze(0).expand(count, -1)  # (P,) -> (count, P)
         steps = list(self.model.sample(primes, length, temperature=temperature, top_k=top_k,
-                                       top_p=top_p, greedy=greedy, generator=generator))
+                                       top_p=top_p, greedy=greedy,
+                                       generator=self._generator(seed)))
         if not steps:
             return [""] * count
         ids_by_stream = torch.stack(steps, dim=1)  # length x (count,) -> (count, length)
