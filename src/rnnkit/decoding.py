@@ -32,7 +32,7 @@ def check_sampling(temperature: float = 1.0, top_k: int | None = None,
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
             temperature > 0 and temperature != float("inf")):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r} "
-                         "(for the argmax, use greedy=True)")
+                         "(for the likeliest token at every step, use greedy decoding)")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)
                               or top_k < 1):
         raise ValueError(f"top_k must be an integer >= 1 (or None), got {top_k!r}")
