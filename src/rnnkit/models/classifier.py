@@ -1,0 +1,376 @@
+r"""The lecture's many-to-one classifier: read a sentence word by word, classify at the end.
+
+::
+
+    e_t = E[x_t]                          word embedding (learned, or pretrained and frozen)
+    h_t = RNN(e_t, h_{t-1})               any cell kind, L levels, one or two directions
+    s   = pool(h_1 .. h_n)                over the n real steps only (padding never counts)
+    y   = W_hy s + b_y                    logits over the C classes
+
+trained with the cross-entropy of ``y`` against the sentence's class. The pooling ``s`` is one
+of ``"last"`` (the final states: the forward direction after the last real word, the backward
+one after reading word 1), ``"max"`` and ``"mean"`` over time (Conneau et al. 2017 found max
+pooling of a BiLSTM the strongest sentence encoder), or ``"attention"``: a learned score per
+step, softmax over the real steps, the weighted mean (Bahdanau et al. 2015, Yang et al. 2016),
+whose weights also say which words the model looked at (:meth:`SequenceClassifier.attention`).
+:meth:`SequenceClassifier.explain` scores each word's contribution to a decision.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..nn import CELL_KINDS, LSTMState, Recurrent
+
+__all__ = ["POOLINGS", "AttentionPooling", "ClassifierConfig", "SequenceClassifier"]
+
+POOLINGS = ("last", "max", "mean", "attention")
+EXPLAIN_METHODS = ("grad_x_input", "occlusion")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+@dataclass
+class ClassifierConfig:
+    """The shape of a :class:`SequenceClassifier`. Every field is checked on creation."""
+
+    vocab_size: int  # V: token ids are 0 .. V-1 (0 = padding, 1 = <unk> by convention)
+    num_classes: int  # C: labels are 0 .. C-1 (2 for positive/negative sentiment)
+    embedding_size: int = 300  # E (300: the size of word2vec and GloVe vectors)
+    cell: str = "lstm"  # one of rnnkit.nn.CELL_KINDS
+    hidden_size: int = 256  # H, units per level and direction
+    num_layers: int = 1  # L, levels stacked
+    bidirectional: bool = True  # read the sentence both ways: features of size 2H (Schuster 1997)
+    pooling: str = "max"  # "last" | "max" | "mean" | "attention" (see the module docstring)
+    attention_size: int = 128  # A, hidden units of the attention's scoring MLP (pooling only)
+    dropout: float = 0.5  # on the embeddings, between levels and before W_hy (Kim 2014: 0.5)
+    freeze_embedding: bool = False  # keep the (pretrained) embedding fixed during training
+    padding_index: int = 0  # the id that fills short sequences; its embedding gets no gradient
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "num_classes", "embedding_size", "hidden_size",
+                     "num_layers", "attention_size"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
+        if self.cell not in CELL_KINDS:
+            raise ValueError(f"unknown cell {self.cell!r}: expected one of "
+                             + ", ".join(repr(k) for k in CELL_KINDS))
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {self.pooling!r}: expected one of "
+                             + ", ".join(repr(k) for k in POOLINGS))
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
+                0 <= self.dropout < 1):
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("bidirectional", "freeze_embedding"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if not _is_int(self.padding_index) or not 0 <= self.padding_index < self.vocab_size:
+            raise ValueError(f"padding_index must be an id in [0, {self.vocab_size}) (the "
+                             f"vocabulary), got {self.padding_index!r}")
+
+    @property
+    def feature_size(self) -> int:
+        """The size of the pooled sentence vector: ``D * H``."""
+        return (2 if self.bidirectional else 1) * self.hidden_size
+
+
+class AttentionPooling(nn.Module):
+    r"""A weighted mean over time, the weights learned (Bahdanau et al. 2015, Yang et al. 2016).
+
+    ``score_t = v^T tanh(W h_t + b)``, ``a = softmax(score)`` over the real steps (padding gets
+    weight 0), ``s = sum_t a_t h_t``.
+
+    Inputs: ``h`` ``(B, T, F)``, ``mask`` ``(B, T)`` bool (True at real steps).
+    Outputs: ``s`` ``(B, F)`` and the weights ``a`` ``(B, T)`` (each row sums to 1).
+    Parameters: ``proj`` ``W`` ``(A, F)`` and ``b``; ``score`` ``v`` ``(1, A)``.
+    """
+
+    def __init__(self, feature_size: int, attention_size: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(feature_size, attention_size)  # W, b
+        self.score = nn.Linear(attention_size, 1, bias=False)  # v
+
+    def forward(self, h: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        scores = self.score(torch.tanh(self.proj(h))).squeeze(-1)  # (B, T, F) -> (B, T)
+        weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=1)  # (B, T)
+        pooled = torch.bmm(weights.unsqueeze(1), h).squeeze(1)  # (B, 1, T) x (B, T, F) -> (B, F)
+        return pooled, weights
+
+
+class SequenceClassifier(nn.Module):
+    r"""Many-to-one: one label per sequence of token ids.
+
+    Args:
+        config: a :class:`ClassifierConfig`.
+        embedding: an optional pretrained ``(V, E)`` float matrix (word2vec, GloVe), copied into
+            the embedding; frozen when ``config.freeze_embedding``.
+
+    Inputs: ``ids, lengths=None, targets=None``
+        * ``ids`` ``(B, T)`` int64 token ids in ``[0, V)``; steps past a sequence's length are
+          padding, whatever their ids.
+        * ``lengths`` ``(B,)``: real lengths in ``[1, T]``; ``None``: every sequence is ``T``
+          long.
+        * ``targets`` ``(B,)``: class ids in ``[0, C)``.
+
+    Outputs: ``logits, loss``
+        * ``logits`` ``(B, C)``.
+        * ``loss``: the mean cross-entropy over the batch (``None`` without targets).
+
+    Parameters: ``embedding.weight`` ``(V, E)``, ``rnn`` (an :class:`rnnkit.nn.Recurrent`),
+    ``attention`` (an :class:`AttentionPooling`, for ``pooling="attention"`` only),
+    ``head.weight`` ``(C, D*H)`` = ``W_hy`` and ``head.bias``.
+
+    Example::
+
+        >>> model = SequenceClassifier(ClassifierConfig(vocab_size=5000, num_classes=2))
+        >>> ids, lengths = torch.randint(2, 5000, (8, 40)), torch.randint(1, 41, (8,))
+        >>> logits, loss = model(ids, lengths, targets=torch.randint(2, (8,)))
+        >>> logits.shape
+        torch.Size([8, 2])
+        >>> model.explain(ids[0, :lengths[0]])  # (T,): each word's part in the decision
+    """
+
+    def __init__(self, config: ClassifierConfig, embedding: Tensor | None = None) -> None:
+        super().__init__()
+        if not isinstance(config, ClassifierConfig):
+            raise TypeError(f"expected a ClassifierConfig, got {type(config).__name__}")
+        self.config = config
+        V, E, H, L = (config.vocab_size, config.embedding_size, config.hidden_size,
+                      config.num_layers)
+        self.embedding = nn.Embedding(V, E, padding_idx=config.padding_index)
+        if embedding is not None:
+            self._load_embedding(embedding)
+        if config.freeze_embedding:
+            self.embedding.weight.requires_grad_(False)
+        self.drop = nn.Dropout(config.dropout)
+        # Recurrent's dropout acts between levels only: with one level it has none to act on
+        self.rnn = Recurrent(config.cell, E, H, L, dropout=config.dropout if L > 1 else 0.0,
+                             bidirectional=config.bidirectional)
+        self.attention = (AttentionPooling(config.feature_size, config.attention_size)
+                          if config.pooling == "attention" else None)
+        self.head = nn.Linear(config.feature_size, config.num_classes)  # W_hy, b_y
+
+    def _load_embedding(self, matrix: Tensor) -> None:
+        expected = tuple(self.embedding.weight.shape)
+        if not isinstance(matrix, Tensor) or not matrix.is_floating_point():
+            got = matrix.dtype if isinstance(matrix, Tensor) else type(matrix).__name__
+            raise ValueError(f"expected a pretrained embedding as a float tensor (V, E) = "
+                             f"{expected}, got {got}")
+        if tuple(matrix.shape) != expected:
+            raise ValueError(f"expected a pretrained embedding of shape (V, E) = {expected} "
+                             f"(vocab_size, embedding_size), got {tuple(matrix.shape)}")
+        with torch.no_grad():
+            self.embedding.weight.copy_(matrix)
+
+    def num_parameters(self, trainable_only: bool = True) -> int:
+        """Numbers in the model (by default those that train: a frozen embedding is left out)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    # --------------------------------------------------------------------------- forward
+    def forward(self, ids: Tensor, lengths: Tensor | None = None,
+                targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        ids = self._check_ids(ids)
+        lengths = self._check_lengths(lengths, *ids.shape)
+        logits, _ = self._classify(self.embedding(ids), lengths)  # (B, T) -> (B, C)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits, self._check_targets(targets, ids.shape[0]))
+        return logits, loss
+
+    def encode(self, ids: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The pooled sentence vectors ``(B, D*H)`` and the attention weights ``(B, T)`` (those
+        for ``pooling="attention"`` only, else ``None``). Dropout acts as in ``forward``."""
+        ids = self._check_ids(ids)
+        lengths = self._check_lengths(lengths, *ids.shape)
+        return self._encode(self.embedding(ids), lengths)
+
+    def _classify(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Embedded inputs ``(B, T, E)`` -> logits ``(B, C)`` and the attention weights."""
+        features, weights = self._encode(x, lengths)
+        return self.head(self.drop(features)), weights  # (B, D*H) -> (B, C)
+
+    def _encode(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        B, T, _ = x.shape
+        out, final = self.rnn(self.drop(x), lengths=lengths)  # (B, T, E) -> (B, T, D*H)
+        pooling = self.config.pooling
+        if pooling == "last":
+            h = final.h if isinstance(final, LSTMState) else final  # (L*D, B, H)
+            D = self.rnn.num_directions
+            # the top level's directions, [forward, backward] as in out: (D, B, H) -> (B, D*H)
+            return h[-D:].transpose(0, 1).reshape(B, D * self.config.hidden_size), None
+        if lengths is None:
+            lengths = torch.full((B,), T, dtype=torch.long, device=x.device)
+        mask = torch.arange(T, device=x.device) < lengths.unsqueeze(1)  # (B, T): real steps
+        if pooling == "max":
+            # padding is -inf, never the max (out's zeros there could beat negative units)
+            return out.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1), None
+        if pooling == "mean":
+            total = (out * mask.unsqueeze(-1)).sum(dim=1)  # (B, T, D*H) -> (B, D*H)
+            return total / lengths.unsqueeze(1).to(out.dtype), None
+        return self.attention(out, mask)
+
+    # ------------------------------------------------------------------------ prediction
+    @torch.no_grad()
+    def predict_proba(self, ids: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Class probabilities ``(B, C)``, in evaluation mode (no dropout); the model's mode is
+        restored afterwards."""
+        with _evaluating(self):
+            logits, _ = self(ids, lengths)
+        return logits.softmax(dim=-1)
+
+    @torch.no_grad()
+    def predict(self, ids: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The most probable class of each sequence ``(B,)`` (evaluation mode, as above)."""
+        return self.predict_proba(ids, lengths).argmax(dim=-1)
+
+    @torch.no_grad()
+    def attention_weights(self, ids: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The attention pooling's weights ``(B, T)`` (0 at padding, rows sum to 1), in
+        evaluation mode: which steps the sentence vector is made of."""
+        if self.attention is None:
+            raise ValueError(f"attention weights need pooling='attention'; this model pools "
+                             f"with {self.config.pooling!r}")
+        with _evaluating(self):
+            _, weights = self.encode(ids, lengths)
+        return weights
+
+    def explain(self, ids: Tensor, *, method: str = "grad_x_input", target: int | None = None,
+                unk_index: int | None = 1) -> Tensor:
+        """Each token's contribution to the score of class ``target``: ``(T,)``.
+
+        ``ids`` is one sequence, ``(T,)`` or ``(1, T)``, every step real. ``target`` defaults to
+        the predicted class. Runs in evaluation mode; the model's mode, ``requires_grad`` flags
+        and ``.grad`` fields are left as they were.
+
+        * ``"grad_x_input"``: ``sum_e (d y_target / d e_t)_e * (e_t)_e``, the gradient of the
+          target's logit with respect to the embedded token times that embedding, summed over
+          the embedding dimension (Shrikumar et al. 2016; Denil et al. 2014). The gradient is
+          taken at the embedded inputs, so it works with a frozen embedding too.
+        * ``"occlusion"``: ``log p(target | x) - log p(target | x without token t)``, the drop
+          of the target's log-probability when token ``t`` is replaced with ``unk_index``
+          (``None``: removed; the sequence gets shorter). Positive: the token spoke for the
+          target (Zeiler & Fergus 2014; Li et al. 2016). All ``T`` variants run as one batch.
+        """
+        if method not in EXPLAIN_METHODS:
+            raise ValueError(f"unknown method {method!r}: expected one of "
+                             + ", ".join(repr(m) for m in EXPLAIN_METHODS))
+        if isinstance(ids, Tensor) and ids.dim() == 1:
+            ids = ids.unsqueeze(0)  # (T,) -> (1, T)
+        ids = self._check_ids(ids)
+        if ids.shape[0] != 1:
+            raise ValueError(f"explain takes one sequence, (T,) or (1, T), got "
+                             f"{tuple(ids.shape)}")
+        with _evaluating(self):
+            if method == "grad_x_input":
+                return self._grad_x_input(ids, target)
+            return self._occlusion(ids, target, unk_index)
+
+    def _grad_x_input(self, ids: Tensor, target: int | None) -> Tensor:
+        with torch.enable_grad():
+            x = self.embedding(ids).detach().requires_grad_(True)  # (1, T, E)
+            logits, _ = self._classify(x, None)  # (1, C)
+            target = self._check_target_class(target, logits)
+            # only x's gradient is computed: the parameters' .grad stay untouched
+            (grad,) = torch.autograd.grad(logits[0, target], x)
+        return (grad * x).sum(dim=-1)[0].detach()  # (1, T, E) -> (T,)
+
+    @torch.no_grad()
+    def _occlusion(self, ids: Tensor, target: int | None, unk_index: int | None) -> Tensor:
+        T = ids.shape[1]
+        logits, _ = self._classify(self.embedding(ids), None)  # (1, C)
+        target = self._check_target_class(target, logits)
+        full = logits.log_softmax(dim=-1)[0, target]
+        if unk_index is None:
+            if T == 1:
+                raise ValueError("occlusion by removal needs at least two tokens; pass "
+                                 "unk_index to replace the token instead")
+            keep = ~torch.eye(T, dtype=torch.bool, device=ids.device)  # (T, T): row t drops t
+            variants = ids.expand(T, T)[keep].view(T, T - 1)  # (T, T-1)
+        else:
+            if not _is_int(unk_index) or not 0 <= unk_index < self.config.vocab_size:
+                raise ValueError(f"unk_index must be an id in [0, {self.config.vocab_size}) or "
+                                 f"None (remove the token), got {unk_index!r}")
+            variants = ids.repeat(T, 1)  # (1, T) -> (T, T): row t has token t replaced
+            variants.fill_diagonal_(unk_index)
+        occluded, _ = self._classify(self.embedding(variants), None)  # (T, C)
+        return full - occluded.log_softmax(dim=-1)[:, target]  # (T,)
+
+    # ---------------------------------------------------------------------------- checks
+    def _check_ids(self, ids: Tensor) -> Tensor:
+        """``ids`` ``(B, T)`` as int64 on the model's device, or an error saying what is wrong."""
+        if not isinstance(ids, Tensor):
+            raise TypeError(f"expected ids as a tensor of token ids (B, T), got "
+                            f"{type(ids).__name__}")
+        if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+            raise ValueError(f"expected ids as integer token ids (int64), got {ids.dtype}")
+        if ids.dim() != 2 or ids.numel() == 0:
+            raise ValueError(f"expected ids of shape (B, T), non-empty, got {tuple(ids.shape)}")
+        V = self.config.vocab_size
+        low, high = (int(v) for v in torch.aminmax(ids))
+        if low < 0 or high >= V:
+            raise ValueError(f"expected ids in [0, {V}) (the vocabulary), got ids from {low} "
+                             f"to {high}")
+        return ids.to(device=self.head.weight.device, dtype=torch.long)
+
+    def _check_lengths(self, lengths: Tensor | None, B: int, T: int) -> Tensor | None:
+        if lengths is None:
+            return None
+        lengths = torch.as_tensor(lengths)
+        if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex() or (
+                lengths.dtype == torch.bool):
+            raise ValueError(f"expected lengths as {B} integers (B,), got {lengths.dtype} of "
+                             f"shape {tuple(lengths.shape)}")
+        low, high = (int(v) for v in torch.aminmax(lengths))
+        if low < 1 or high > T:
+            raise ValueError(f"expected every length in [1, T={T}], got lengths from {low} to "
+                             f"{high}")
+        return lengths.to(device=self.head.weight.device, dtype=torch.long)
+
+    def _check_targets(self, targets: Tensor, B: int) -> Tensor:
+        C = self.config.num_classes
+        if not isinstance(targets, Tensor) or targets.shape != (B,) or (
+                targets.is_floating_point() or targets.is_complex() or
+                targets.dtype == torch.bool):
+            got = (f"{targets.dtype} of shape {tuple(targets.shape)}"
+                   if isinstance(targets, Tensor) else type(targets).__name__)
+            raise ValueError(f"expected targets as {B} integer class ids (B,), got {got}")
+        low, high = (int(v) for v in torch.aminmax(targets))
+        if low < 0 or high >= C:
+            raise ValueError(f"expected targets in [0, {C}) (the classes), got {low} to {high}")
+        return targets.to(device=self.head.weight.device, dtype=torch.long)
+
+    def _check_target_class(self, target: int | None, logits: Tensor) -> int:
+        if target is None:
+            return int(logits[0].argmax())
+        C = self.config.num_classes
+        if not _is_int(target) or not 0 <= target < C:
+            raise ValueError(f"target must be a class id in [0, {C}) or None (the predicted "
+                             f"class), got {target!r}")
+        return int(target)
+
+
+class _evaluating:
+    """``with _evaluating(model):`` evaluation mode inside, the previous mode restored after."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.modes: list[tuple[nn.Module, bool]] = []
+
+    def __enter__(self) -> None:
+        # each submodule's own flag: a caller may have put parts in different modes
+        self.modes = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+
+    def __exit__(self, *exc: object) -> None:
+        for module, training in self.modes:
+            module.training = training
