@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from . import __version__
-from .tasks import charlm_cli
+from .tasks import charlm_cli, sentiment_cli
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -27,6 +27,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
 
     charlm_cli.add_parser(tasks)
+    sentiment_cli.add_parser(tasks)
     return parser
 
 
@@ -49,11 +50,13 @@ def main(argv: list[str] | None = None) -> int:
                             seed=args.seed)
         print(format_rows(config, run_demo(config)))
         return 0
-    if args.task == "charlm":
+    tasks = {"charlm": charlm_cli, "sentiment": sentiment_cli}
+    if args.task in tasks:
+        task = tasks[args.task]
         try:
-            return charlm_cli.run(args)
-        except charlm_cli.BAD_INPUT as error:
-            print(f"rnnkit charlm {args.action}: error: {error}", file=sys.stderr)
+            return task.run(args)
+        except task.BAD_INPUT as error:
+            print(f"rnnkit {args.task} {args.action}: error: {error}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -1,0 +1,138 @@
+"""``rnnkit sentiment train | eval | predict`` as a user runs them, on data the test writes."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from rnnkit.cli import main
+from rnnkit.tasks.sentiment import TrainedClassifier
+
+GOOD = ["great", "wonderful", "moving", "brilliant", "funny", "lovely"]
+BAD = ["dull", "boring", "awful", "tedious", "flat", "clumsy"]
+FILLER = ["the", "film", "plot", "was", "a", "and", "story", "acting", "really", "quite"]
+SMALL = ["--hidden-size", "16", "--embedding-size", "16", "--batch-size", "16",
+         "--eval-every", "25", "--no-progress", "--learning-rate", "1e-2", "--dropout", "0.1"]
+
+
+def sentence(rng: random.Random, positive: bool) -> str:
+    words = rng.sample(FILLER, 4) + [rng.choice(GOOD if positive else BAD)]
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+def write_sst(path, n: int, seed: int) -> None:
+    rng = random.Random(seed)
+    rows = [(label, sentence(rng, label == 1)) for label in (rng.randint(0, 1) for _ in range(n))]
+    path.write_text("".join(f"{label} {text}\n" for label, text in rows), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sentiment")
+    write_sst(folder / "train.txt", 400, seed=0)
+    write_sst(folder / "dev.txt", 100, seed=1)
+    assert main(["sentiment", "train", "--train", str(folder / "train.txt"), "--val",
+                 str(folder / "dev.txt"), "--out", str(folder / "run"), "--max-steps", "100",
+                 *SMALL]) == 0
+    return folder / "run"
+
+
+def test_the_classifier_learns_the_toy_task(run_dir, capsys) -> None:
+    data = run_dir.parent / "dev.txt"
+    assert main(["sentiment", "eval", str(run_dir), str(data), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert set(metrics) == {"accuracy", "macro_f1"}
+    assert metrics["accuracy"] >= 0.95
+    assert (run_dir / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_prints_the_per_class_table(run_dir, capsys) -> None:
+    assert main(["sentiment", "eval", str(run_dir), str(run_dir.parent / "dev.txt")]) == 0
+    out = capsys.readouterr().out
+    assert "precision" in out and "confusion matrix" in out and "macro avg" in out
+
+
+def test_predict_arguments_json_and_explanations(run_dir, capsys, tmp_path) -> None:
+    assert main(["sentiment", "predict", str(run_dir), "the film was wonderful",
+                 "the plot was tedious", "--json", "--html", str(tmp_path / "why.html")]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["label"] for r in rows] == ["1", "0"]
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-5 for r in rows)
+    # the sentiment word moved the score most
+    for row, word in zip(rows, ["wonderful", "tedious"], strict=True):
+        scores = dict(row["explanation"])
+        assert max(scores, key=lambda w: abs(scores[w])) == word
+    page = (tmp_path / "why.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "wonderful" in page and "</html>" in page
+
+
+def test_predict_reads_stdin(run_dir, capsys, monkeypatch) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("a lovely story\n\nthe acting was flat\n"))
+    assert main(["sentiment", "predict", str(run_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["1", "0"]
+
+
+def test_predictions_match_the_python_api(run_dir) -> None:
+    trained = TrainedClassifier.load(run_dir)
+    texts = ["quite brilliant", "the plot was clumsy and flat"]
+    assert [p.label for p in trained.predict(texts)] == ["1", "0"]
+
+
+def test_csv_with_columns_and_bad_rows(tmp_path, capsys) -> None:
+    rng = random.Random(3)
+    lines = ["id,review,sentiment"]
+    for i in range(120):
+        positive = i % 2 == 0
+        lines.append(f"{i},{sentence(rng, positive)},{'pos' if positive else 'neg'}")
+    lines.insert(5, "999,,pos")  # a row without text
+    (tmp_path / "data.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    common = ["sentiment", "train", "--train", str(tmp_path / "data.csv"), "--max-steps", "5",
+              *SMALL]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 2
+    assert "data.csv" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "b"), "--skip-bad-rows"]) == 0
+    assert "skipped 1 bad rows" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "c"), "--text-column", "txt"]) == 2
+    assert "txt" in capsys.readouterr().err
+
+
+def test_unknown_label_in_eval_data_is_named(run_dir, tmp_path, capsys) -> None:
+    (tmp_path / "odd.txt").write_text("1 a lovely film\n7 a strange film\n", encoding="utf-8")
+    assert main(["sentiment", "eval", str(run_dir), str(tmp_path / "odd.txt")]) == 2
+    assert "'7'" in capsys.readouterr().err
+
+
+def test_vectors_file_with_a_wrong_dimension_is_named(tmp_path, capsys) -> None:
+    write_sst(tmp_path / "train.txt", 60, seed=4)
+    (tmp_path / "vec.txt").write_text("the 0.1 0.2 0.3\nfilm 0.1 0.2\n", encoding="utf-8")
+    assert main(["sentiment", "train", "--train", str(tmp_path / "train.txt"), "--vectors",
+                 str(tmp_path / "vec.txt"), "--out", str(tmp_path / "run"), "--max-steps", "2",
+                 *SMALL]) == 2
+    assert "line 2" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_pretrained_vectors_are_used(tmp_path) -> None:
+    from rnnkit.tasks import sentiment
+
+    write_sst(tmp_path / "train.txt", 200, seed=5)
+    words = GOOD + BAD + FILLER
+    (tmp_path / "vec.txt").write_text(
+        "".join(f"{w} " + " ".join(f"{random.Random(i).uniform(-1, 1):.3f}" for _ in range(8))
+                + "\n" for i, w in enumerate(words)), encoding="utf-8")
+    model = sentiment.train(tmp_path / "run", train=str(tmp_path / "train.txt"),
+                            vectors=str(tmp_path / "vec.txt"), freeze_vectors=True, max_steps=3,
+                            hidden_size=8, batch_size=16, progress=False)
+    assert model.model.config.embedding_size == 8 and model.model.config.freeze_embedding
+    from rnnkit.data.vectors import load_vectors
+
+    vectors = load_vectors(tmp_path / "vec.txt")
+    row = model.vocab.words.index("great")
+    # frozen: after training the embedding still holds the file's vector
+    assert model.model.embedding.weight[row].tolist() == vectors["great"].tolist()
