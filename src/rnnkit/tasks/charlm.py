@@ -9,7 +9,6 @@ batching), so the model sees context far longer than one window.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -27,10 +26,10 @@ from ..data.text import (
 )
 from ..models.language_model import LanguageModel, LanguageModelConfig, detach_state
 from ..nn import CELL_KINDS, LSTMState
-from ..train import distributed
-from ..train.checkpoint import load_checkpoint, save_json
-from ..train.runtime import parse_duration, resolve_device
-from ..train.trainer import BEST, LAST, StepOutput, TrainConfig, Trainer, TrainResult
+from ..train import distributed, run
+from ..train.checkpoint import load_checkpoint
+from ..train.runtime import resolve_device
+from ..train.trainer import BEST, LAST, StepOutput, TrainResult
 
 KIND = "charlm"
 # the trainer's settings this task is best with: a small text overfits within minutes (the
@@ -204,67 +203,24 @@ def train(out: str | Path | None = None, *, resume: str | Path | None = None,
         model = train("runs/shakespeare", text="input.txt", time_budget="75s")
         print("".join(model.sample("ROMEO:", 200, temperature=0.8)))
     """
-    data_model = {f.name for f in fields(CharLMConfig)}
-    train_fields = {f.name for f in fields(TrainConfig)} - {"time_budget", "max_steps"}
-    unknown = sorted(set(options) - data_model - train_fields)
-    if unknown:
-        raise TypeError(f"unknown options: {', '.join(unknown)}")
-    given_data = {k: v for k, v in options.items() if k in data_model}
-    given_train = {k: v for k, v in options.items() if k in train_fields}
-    if resume is not None:
-        if out is not None and Path(out) != Path(resume):
-            raise ValueError("resume continues a run in its own folder: drop --out")
-        run_dir = Path(resume)
-        saved = load_checkpoint(run_dir / LAST, kind=KIND).config
-        config = CharLMConfig.from_dict(saved["task"]["charlm"])
-        changed = sorted(k for k, v in given_data.items() if v != getattr(config, k))
-        if changed:
-            raise ValueError("a resumed run keeps its data and model; these options differ "
-                             f"from the run's: {', '.join(changed)}")
-        train_values = {**saved["train"], **given_train}
-    else:
-        if out is None:
-            raise ValueError("give --out RUN_DIR (where the run is written)")
-        run_dir = Path(out)
-        if (run_dir / LAST).exists():
-            raise ValueError(f"{run_dir} already holds a run: --resume {run_dir} continues it, "
-                             "or choose another --out")
-        train_values = {**TRAIN_DEFAULTS, **given_train}
-    if time_budget is not None or max_steps is not None:
-        train_values["time_budget"] = None if time_budget is None else parse_duration(time_budget)
-        train_values["max_steps"] = max_steps
-    elif resume is None:
-        train_values["time_budget"] = 120.0  # two minutes unless told otherwise
-    if resume is None:
-        config = CharLMConfig(**{**recipe(train_values["time_budget"]), **given_data})
-    train_config = TrainConfig(**train_values)
+    run_plan = run.plan(KIND, {f.name for f in fields(CharLMConfig)}, options, out=out,
+                        resume=resume, time_budget=time_budget, max_steps=max_steps,
+                        train_defaults=TRAIN_DEFAULTS, default_budget=120.0, recipe=recipe)
+    config = CharLMConfig.from_dict(run_plan.task_values)
 
-    device = resolve_device(device)
-    context = distributed.setup(device)
-    if context.enabled and device.type == "cuda":
-        device = torch.device("cuda", context.local_rank)
-    try:
+    def build(device: torch.device, context: distributed.DistContext):
         data = load_data(config)
-        torch.manual_seed(train_config.seed)  # the model's initial weights
         task = CharLMTask(config, data, device, context)
-        if context.is_main and progress:
-            print(f"training a {config.num_layers}x{config.hidden_size} {config.cell} "
-                  f"({task.model.num_parameters():,} parameters) on {data.source}: "
-                  f"{len(data.train_ids):,} training and {len(data.val_ids):,} validation "
-                  f"characters, {len(data.vocab)} distinct", file=sys.stderr)
-        trainer = Trainer(task, train_config, run_dir, device=device, resume=resume is not None,
-                          progress=progress, context=context)
-        if context.is_main:
-            save_json(run_dir / "config.json", {"charlm": asdict(config),
-                                                "train": asdict(train_config)})
-            save_json(run_dir / "vocab.json", data.vocab.to_json())
-        result = trainer.fit()
-        del trainer  # its DistributedDataParallel must go before the process group
-    finally:
-        distributed.teardown(context)
-    if not context.is_main:
+        message = (f"training a {config.num_layers}x{config.hidden_size} {config.cell} "
+                   f"({task.model.num_parameters():,} parameters) on {data.source}: "
+                   f"{len(data.train_ids):,} training and {len(data.val_ids):,} validation "
+                   f"characters, {len(data.vocab)} distinct")
+        return task, message, {"vocab.json": data.vocab.to_json()}
+
+    result, device = run.execute(run_plan, build, device=device, progress=progress)
+    if result is None:  # a rank other than 0
         return None
-    trained = TrainedModel.load(run_dir, device)
+    trained = TrainedModel.load(run_plan.run_dir, device)
     trained.result = result
     return trained
 

@@ -8,7 +8,6 @@ recurrence runs over each sentence's real length only.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -26,10 +25,10 @@ from ..data.labelled import (
 from ..data.vectors import embedding_matrix, load_vectors
 from ..metrics import ClassificationReport, classification_report
 from ..models.classifier import ClassifierConfig, SequenceClassifier
-from ..train import distributed
-from ..train.checkpoint import load_checkpoint, save_json
-from ..train.runtime import parse_duration, resolve_device
-from ..train.trainer import BEST, LAST, StepOutput, TrainConfig, Trainer, TrainResult
+from ..train import distributed, run
+from ..train.checkpoint import load_checkpoint
+from ..train.runtime import resolve_device
+from ..train.trainer import BEST, LAST, StepOutput, TrainResult
 
 KIND = "sentiment"
 TRAIN_DEFAULTS = {"learning_rate": 2e-3, "eval_every": 200, "patience": 5, "warmup_steps": 50,
@@ -209,61 +208,26 @@ def train(out: str | Path | None = None, *, resume: str | Path | None = None,
     ``options``: fields of :class:`SentimentConfig` and of :class:`rnnkit.train.TrainConfig`.
     Without a time budget or ``max_steps``, ten minutes (early stop usually ends it sooner).
     """
-    data_model = {f.name for f in fields(SentimentConfig)}
-    train_fields = {f.name for f in fields(TrainConfig)} - {"time_budget", "max_steps"}
-    unknown = sorted(set(options) - data_model - train_fields)
-    if unknown:
-        raise TypeError(f"unknown options: {', '.join(unknown)}")
-    given_data = {k: v for k, v in options.items() if k in data_model}
-    given_train = {k: v for k, v in options.items() if k in train_fields}
-    if resume is not None:
-        run_dir = Path(resume)
-        saved = load_checkpoint(run_dir / LAST, kind=KIND).config
-        config = SentimentConfig.from_dict(saved["task"]["sentiment"])
-        changed = sorted(k for k, v in given_data.items() if v != getattr(config, k))
-        if changed:
-            raise ValueError("a resumed run keeps its data and model; these options differ "
-                             f"from the run's: {', '.join(changed)}")
-        train_values = {**saved["train"], **given_train}
-    else:
-        if out is None:
-            raise ValueError("give --out RUN_DIR (where the run is written)")
-        run_dir = Path(out)
-        if (run_dir / LAST).exists():
-            raise ValueError(f"{run_dir} already holds a run: --resume {run_dir} continues it, "
-                             "or choose another --out")
-        config = SentimentConfig(**given_data)
-        train_values = {**TRAIN_DEFAULTS, **given_train}
-    if time_budget is not None or max_steps is not None:
-        train_values["time_budget"] = None if time_budget is None else parse_duration(time_budget)
-        train_values["max_steps"] = max_steps
-    elif resume is None:
-        train_values["time_budget"] = 600.0
-    train_config = TrainConfig(**train_values)
-    device = resolve_device(device)
-    context = distributed.setup(device)
-    try:
+    run_plan = run.plan(KIND, {f.name for f in fields(SentimentConfig)}, options, out=out,
+                        resume=resume, time_budget=time_budget, max_steps=max_steps,
+                        train_defaults=TRAIN_DEFAULTS, default_budget=600.0)
+    config = SentimentConfig.from_dict(run_plan.task_values)
+    skipped: list[str] = []
+
+    def build(device: torch.device, context: distributed.DistContext):
         data = load_data(config)
-        torch.manual_seed(train_config.seed)
-        task = SentimentTask(config, data, device, context)
-        if context.is_main and progress:
-            vectors = f"; vectors cover {data.coverage}" if data.coverage else ""
-            print(f"{len(data.train[0]):,} training and {len(data.val[0]):,} validation texts, "
-                  f"{len(data.labels)} classes ({', '.join(data.labels.names)}), "
-                  f"{len(data.vocab):,} words{vectors}", file=sys.stderr)
-        trainer = Trainer(task, train_config, run_dir, device=device, resume=resume is not None,
-                          progress=progress, context=context)
-        if context.is_main:
-            save_json(run_dir / "config.json", {"sentiment": asdict(config),
-                                                "train": asdict(train_config)})
-        result = trainer.fit()
-        del trainer
-    finally:
-        distributed.teardown(context)
-    if not context.is_main:
+        skipped.extend(data.skipped)
+        vectors = f"; vectors cover {data.coverage}" if data.coverage else ""
+        message = (f"{len(data.train[0]):,} training and {len(data.val[0]):,} validation texts, "
+                   f"{len(data.labels)} classes ({', '.join(data.labels.names)}), "
+                   f"{len(data.vocab):,} words{vectors}")
+        return SentimentTask(config, data, device, context), message, {}
+
+    result, device = run.execute(run_plan, build, device=device, progress=progress)
+    if result is None:  # a rank other than 0
         return None
-    trained = TrainedClassifier.load(run_dir, device)
-    trained.result, trained.skipped = result, data.skipped
+    trained = TrainedClassifier.load(run_plan.run_dir, device)
+    trained.result, trained.skipped = result, skipped
     return trained
 
 

@@ -1,0 +1,101 @@
+"""What every task's ``train()`` shares: turning options into a run, and running it.
+
+:func:`plan` checks the options, opens a new run folder or a resumed one (whose data and model
+settings must not change), and settles the time budget; :func:`execute` joins the process group
+under ``torchrun``, seeds, builds the task, trains, and writes the run's JSON files from rank 0.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+
+from . import distributed
+from .checkpoint import load_checkpoint, save_json
+from .runtime import parse_duration, resolve_device
+from .trainer import LAST, Task, TrainConfig, Trainer, TrainResult
+
+_TRAIN_FIELDS = {f.name for f in fields(TrainConfig)} - {"time_budget", "max_steps"}
+
+
+@dataclass
+class Plan:
+    run_dir: Path
+    task_values: dict  # the task config's fields: given (new run) or saved (resumed run)
+    train: TrainConfig
+    resume: bool
+
+
+def plan(kind: str, task_fields: set[str], options: dict, *, out, resume, time_budget,
+         max_steps, train_defaults: dict, default_budget: float,
+         recipe: Callable[[float | None], dict] | None = None) -> Plan:
+    """Check ``options`` (task config and TrainConfig fields) and settle the run's settings."""
+    unknown = sorted(set(options) - task_fields - _TRAIN_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown options: {', '.join(unknown)}")
+    given_task = {k: v for k, v in options.items() if k in task_fields}
+    given_train = {k: v for k, v in options.items() if k in _TRAIN_FIELDS}
+    if resume is not None:
+        if out is not None and Path(out) != Path(resume):
+            raise ValueError("resume continues a run in its own folder: drop --out")
+        run_dir = Path(resume)
+        saved = load_checkpoint(run_dir / LAST, kind=kind).config
+        task_values = saved["task"][kind]
+        changed = sorted(k for k, v in given_task.items() if v != task_values.get(k))
+        if changed:
+            raise ValueError("a resumed run keeps its data and model; these options differ "
+                             f"from the run's: {', '.join(changed)}")
+        train_values = {**saved["train"], **given_train}
+    else:
+        if out is None:
+            raise ValueError("give --out RUN_DIR (where the run is written)")
+        run_dir = Path(out)
+        if (run_dir / LAST).exists():
+            raise ValueError(f"{run_dir} already holds a run: --resume {run_dir} continues it, "
+                             "or choose another --out")
+        train_values = {**train_defaults, **given_train}
+    if time_budget is not None or max_steps is not None:
+        train_values["time_budget"] = None if time_budget is None else parse_duration(time_budget)
+        train_values["max_steps"] = max_steps
+    elif resume is None:
+        train_values["time_budget"] = default_budget
+    if resume is None:
+        suggested = recipe(train_values["time_budget"]) if recipe else {}
+        task_values = {**suggested, **given_task}
+    return Plan(run_dir, task_values, TrainConfig(**train_values), resume is not None)
+
+
+def execute(run_plan: Plan, build: Callable[[torch.device, distributed.DistContext], tuple],
+            *, device="auto", progress: bool = True) -> tuple[TrainResult | None, torch.device]:
+    """Train the task ``build(device, context)`` returns as ``(task, message, json_files)``.
+
+    Returns the result (``None`` on ranks other than 0) and the device used.
+    """
+    device = resolve_device(device)
+    context = distributed.setup(device)
+    if context.enabled and device.type == "cuda":
+        device = torch.device("cuda", context.local_rank)
+    try:
+        torch.manual_seed(run_plan.train.seed)  # the model's initial weights
+        task, message, json_files = build(device, context)
+        if context.is_main and progress and message:
+            print(message, file=sys.stderr)
+        trainer = Trainer(task, run_plan.train, run_plan.run_dir, device=device,
+                          resume=run_plan.resume, progress=progress, context=context)
+        if context.is_main:
+            save_json(run_plan.run_dir / "config.json",
+                      {task.kind: task.config()[task.kind], "train": asdict(run_plan.train)})
+            for name, value in json_files.items():
+                save_json(run_plan.run_dir / name, value)
+        result = trainer.fit()
+        del trainer  # its DistributedDataParallel must go before the process group
+    finally:
+        distributed.teardown(context)
+    return (result if context.is_main else None), device
+
+
+__all__ = ["Plan", "Task", "execute", "plan"]
