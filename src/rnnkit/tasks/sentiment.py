@@ -22,7 +22,7 @@ from ..data.labelled import (
     read_labelled,
     tokenize,
 )
-from ..data.vectors import embedding_matrix, load_vectors
+from ..data.vectors import embedding_matrix, load_vectors, resolve_vectors
 from ..metrics import ClassificationReport, classification_report
 from ..models.classifier import ClassifierConfig, SequenceClassifier
 from ..train import distributed, run
@@ -50,7 +50,7 @@ class SentimentConfig:
     min_freq: int = 1  # words seen fewer times become <unk>
     max_vocab: int | None = None  # keep the most frequent words (pad and unk included)
     max_len: int = 400  # tokens kept per text (the first ones)
-    vectors: str | None = None  # GloVe / word2vec text file for the embedding
+    vectors: str | None = None  # GloVe / word2vec text file, or "glove-6b-50d" (packaged)
     freeze_vectors: bool = False
     cell: str = "lstm"
     embedding_size: int = 300  # ignored with vectors (their dimension wins)
@@ -59,6 +59,7 @@ class SentimentConfig:
     bidirectional: bool = True
     pooling: str = "max"
     dropout: float = 0.5
+    word_dropout: float = 0.0  # training tokens read as <unk> (teaches <unk> and robustness)
     batch_size: int = 32
 
     @classmethod
@@ -118,7 +119,8 @@ def load_data(config: SentimentConfig) -> SentimentData:
     data = SentimentData(vocab, labels, encode(train, vocab, labels, config),
                          encode(val, vocab, labels, config), skipped)
     if config.vectors:
-        vectors = load_vectors(config.vectors, encoding_errors=config.encoding_errors)
+        vectors = load_vectors(resolve_vectors(config.vectors),
+                               encoding_errors=config.encoding_errors)
         data.embedding, coverage = embedding_matrix(vectors, vocab.words,
                                                     pad_index=WordVocab.PAD)
         data.coverage = str(coverage)
@@ -132,8 +134,9 @@ def model_config(config: SentimentConfig, data: SentimentData) -> ClassifierConf
                             embedding_size=embedding_size, cell=config.cell,
                             hidden_size=config.hidden_size, num_layers=config.num_layers,
                             bidirectional=config.bidirectional, pooling=config.pooling,
-                            dropout=config.dropout, freeze_embedding=config.freeze_vectors,
-                            padding_index=WordVocab.PAD)
+                            dropout=config.dropout, word_dropout=config.word_dropout,
+                            freeze_embedding=config.freeze_vectors,
+                            padding_index=WordVocab.PAD, unk_index=WordVocab.UNK)
 
 
 class SentimentTask:

