@@ -11,7 +11,16 @@ import torch
 from rnnkit.data.text import CharVocab
 from rnnkit.tasks.charlm import CharLMConfig, CharLMData, CharLMTask
 from rnnkit.train.checkpoint import load_checkpoint
-from rnnkit.train.trainer import BEST, CURVES, LAST, METRICS, TrainConfig, Trainer, learning_rate
+from rnnkit.train.trainer import (
+    BEST,
+    CURVES,
+    LAST,
+    METRICS,
+    TrainConfig,
+    Trainer,
+    WeightAverage,
+    learning_rate,
+)
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 60
 
@@ -134,3 +143,65 @@ def test_a_diverging_loss_is_a_clear_error(tmp_path) -> None:
 def test_config_needs_an_end() -> None:
     with pytest.raises(ValueError, match="max_steps or time_budget"):
         TrainConfig()
+
+
+# ---------------------------------------------------------------------- weight averaging
+def test_weight_average_is_the_warmed_up_exponential_average() -> None:
+    model = torch.nn.Linear(2, 1)
+    average = WeightAverage(model, decay=0.9)
+    expected = {n: t.clone() for n, t in model.state_dict().items()}
+    for updates in range(1, 30):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        average.update(updates)
+        d = min(0.9, (1 + updates) / (10 + updates))
+        expected = {n: d * expected[n] + (1 - d) * t for n, t in model.state_dict().items()}
+    for name, tensor in zip(average.names, average.tensors, strict=True):
+        torch.testing.assert_close(tensor, expected[name])
+
+
+def test_weight_average_is_what_is_evaluated_and_kept_as_best(tmp_path) -> None:
+    config = TrainConfig(max_steps=20, eval_every=20, learning_rate=3e-2, warmup_steps=2,
+                         weight_average=0.8)
+    trainer = Trainer(small_task(), config, tmp_path, progress=False)
+    trainer.fit()
+    own = {n: t.clone() for n, t in trainer.model.state_dict().items()}
+    best = load_checkpoint(tmp_path / BEST, kind="charlm").weights
+    last = load_checkpoint(tmp_path / LAST, kind="charlm").weights
+    for name, tensor in zip(trainer.average.names, trainer.average.tensors, strict=True):
+        torch.testing.assert_close(best[name], tensor, rtol=0, atol=0)
+        torch.testing.assert_close(last[name], own[name], rtol=0, atol=0)  # live weights
+        assert not torch.equal(tensor, own[name])  # so the two really differ
+    with trainer._averaged():
+        averaged_loss = trainer.task.validate(trainer.model)["loss"]
+    assert averaged_loss == pytest.approx(trainer.history[-1]["val_loss"])
+
+
+def test_resume_continues_the_weight_average(tmp_path) -> None:
+    config = TrainConfig(max_steps=16, eval_every=8, learning_rate=5e-3, warmup_steps=4,
+                         weight_average=0.9)
+    whole = Trainer(small_task(), config, tmp_path / "whole", progress=False)
+    whole.fit()
+    task = small_task()
+    original_step = task.training_step
+
+    def dies_at_step_10(model, batch):
+        if killed.progress.step == 10:
+            raise KilledAt
+        return original_step(model, batch)
+
+    task.training_step = dies_at_step_10
+    killed = Trainer(task, config, tmp_path / "killed", progress=False)
+    with pytest.raises(KilledAt):
+        killed.fit()
+    resumed = Trainer(small_task(seed=5), config, tmp_path / "killed", resume=True,
+                      progress=False)
+    resumed.fit()
+    for mine, theirs in zip(resumed.average.tensors, whole.average.tensors, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
+    without = TrainConfig(**{**config.__dict__, "weight_average": 0.0})
+    Trainer(small_task(), TrainConfig(**{**without.__dict__, "max_steps": 8}), tmp_path / "plain",
+            progress=False).fit()
+    with pytest.raises(ValueError, match="trained without weight_average"):
+        Trainer(small_task(), config, tmp_path / "plain", resume=True, progress=False)

@@ -80,7 +80,8 @@ def add_parser(tasks) -> None:
     run.add_argument("--time-budget", type=_duration, help="training time, e.g. 10m")
     run.add_argument("--max-steps", type=int)
     for name, kind in (("learning-rate", float), ("weight-decay", float), ("eval-every", int),
-                       ("patience", int), ("seed", int), ("warmup-steps", int)):
+                       ("patience", int), ("seed", int), ("warmup-steps", int),
+                       ("weight-average", float)):
         run.add_argument(f"--{name}", type=kind)
     run.add_argument("--device", default="auto")
     run.add_argument("--no-progress", action="store_true")

@@ -50,6 +50,7 @@ class TrainConfig:
     patience: int = 0  # evaluations without improvement before stopping early; 0 = never
     log_every: int = 25  # steps between rows of the metrics log
     amp: bool = True  # mixed precision where the device supports it (CUDA)
+    weight_average: float = 0.0  # EMA decay of the weights that are evaluated and saved; 0 = off
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -62,6 +63,9 @@ class TrainConfig:
         for name in ("eval_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.weight_average < 1:
+            raise ValueError(f"weight_average must be in [0, 1) (an EMA decay such as 0.999; "
+                             f"0 = off), got {self.weight_average}")
         if not 0 < self.min_learning_rate <= self.learning_rate:
             raise ValueError("expected 0 < min_learning_rate <= learning_rate, got "
                              f"{self.min_learning_rate} and {self.learning_rate}")
@@ -149,6 +153,8 @@ class Trainer:
                           else torch.float16 if use_amp else None)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.progress = _Progress(horizon=config.max_steps if config.time_budget is None else None)
+        self.average = (WeightAverage(self.model, config.weight_average)
+                        if config.weight_average else None)
         self.history: list[dict] = []  # the rows of metrics.jsonl
         self._stop_requested = False
         self._lr = config.learning_rate  # of the last update, for the log
@@ -238,6 +244,8 @@ class Trainer:
             norm = torch.linalg.vector_norm(torch.stack([q.grad.norm() for q in parameters]))
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.average is not None:
+            self.average.update(p.step + 1)
         self._last_tokens = output.tokens
         return output.loss.detach(), float(norm)
 
@@ -272,7 +280,7 @@ class Trainer:
     def _evaluate(self) -> dict[str, float]:
         """Validate, log, keep the best, save the last; returns the metrics."""
         self.trained.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self._averaged():
             metrics = self.task.validate(self.model)
         p = self.progress
         value = metrics[self.task.monitor]
@@ -285,9 +293,10 @@ class Trainer:
                    "train_seconds": p.train_seconds})
         if self.context.is_main:
             if improved:
-                save_checkpoint(self.run_dir / BEST, kind=self.task.kind,
-                                weights=self.model.state_dict(), config=self._config(),
-                                state={"step": p.step, "metrics": metrics})
+                with self._averaged():  # what was evaluated is what is kept
+                    save_checkpoint(self.run_dir / BEST, kind=self.task.kind,
+                                    weights=self.model.state_dict(), config=self._config(),
+                                    state={"step": p.step, "metrics": metrics})
             self._save_last()
             plots.training_curves(self.history, self.run_dir / CURVES)
             if self.show_progress:
@@ -298,6 +307,10 @@ class Trainer:
                            file=sys.stderr)  # above the progress bar, not through it
         return metrics
 
+    def _averaged(self):
+        """``with self._averaged():`` the model holds the averaged weights inside (if any)."""
+        return self.average.swapped() if self.average is not None else contextlib.nullcontext()
+
     def _config(self) -> dict:
         return {"task": self.task.config(), "train": asdict(self.config)}
 
@@ -307,6 +320,8 @@ class Trainer:
                  "task": self.task.state_dict()}
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        if self.average is not None:
+            state["average"] = self.average.tensors
         save_checkpoint(self.run_dir / LAST, kind=self.task.kind,
                         weights=self.model.state_dict(), config=self._config(), state=state)
 
@@ -321,6 +336,11 @@ class Trainer:
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.task.load_state_dict(state["task"])
+        if self.average is not None:
+            if "average" not in state:
+                raise ValueError(f"{self.run_dir / LAST} was trained without weight_average; "
+                                 "resume it without --weight-average")
+            self.average.load(state["average"])
         self.progress = _Progress(**state["progress"])
         # the log keeps what happened up to the checkpoint; later rows are replayed
         self.history = [row for row in self._read_log() if row["step"] <= self.progress.step]
@@ -379,6 +399,55 @@ class Trainer:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+
+class WeightAverage:
+    """An exponential moving average of a model's floating-point weights (Polyak & Juditsky 1992;
+    as in Adam's paper, sec. 7.2): after update ``n``,
+
+        avg <- d_n * avg + (1 - d_n) * w,    d_n = min(decay, (1 + n) / (10 + n))
+
+    (the warm-up ``d_n`` keeps the first, random weights from lingering). Evaluating and keeping
+    the average instead of the last weights smooths the noise of the final updates; on a small
+    data set that overfits quickly it is a cheap ensemble of the recent models. Integer buffers
+    (counters) are not averaged.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.model, self.decay = model, decay
+        self.names = [n for n, t in model.state_dict().items() if t.is_floating_point()]
+        self.tensors = [t.detach().clone() for n, t in self._live()]
+
+    def _live(self) -> list[tuple[str, Tensor]]:
+        state = self.model.state_dict(keep_vars=True)
+        return [(n, state[n].detach()) for n in self.names]
+
+    @torch.no_grad()
+    def update(self, updates: int) -> None:
+        decay = min(self.decay, (1 + updates) / (10 + updates))
+        for average, (_, weight) in zip(self.tensors, self._live(), strict=True):
+            average.lerp_(weight, 1.0 - decay)
+
+    def load(self, tensors: list[Tensor]) -> None:
+        if len(tensors) != len(self.tensors):
+            raise ValueError(f"expected {len(self.tensors)} averaged tensors, got {len(tensors)}")
+        self.tensors = [t.to(device=mine.device, dtype=mine.dtype).clone()
+                        for t, mine in zip(tensors, self.tensors, strict=True)]
+
+    @contextlib.contextmanager
+    def swapped(self):
+        """The model holds the averaged weights inside the block, its own ones after."""
+        live = [t for _, t in self._live()]
+        own = [t.clone() for t in live]
+        with torch.no_grad():
+            for weight, average in zip(live, self.tensors, strict=True):
+                weight.copy_(average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for weight, saved in zip(live, own, strict=True):
+                    weight.copy_(saved)
 
 
 def _in_main_thread() -> bool:
