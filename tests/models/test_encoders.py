@@ -109,3 +109,14 @@ def test_offline_pretrained_weights_give_a_clear_error(fake_torchvision):
     assert fake_torchvision == ["DEFAULT"]
     with pytest.raises(ValueError, match="unknown torchvision encoder 'alexnet'"):
         torchvision_encoder("alexnet")
+
+
+def test_one_conv_per_block_keeps_the_grid_and_halves_the_convolutions():
+    one = SmallVGG(channels=(4, 8), convs_per_block=1)
+    two = SmallVGG(channels=(4, 8), convs_per_block=2)
+    images = torch.randn(2, 3, 16, 16)
+    assert one(images).shape == two(images).shape == (2, 16, 8)
+    convs = [sum(isinstance(m, torch.nn.Conv2d) for m in e.modules()) for e in (one, two)]
+    assert convs == [2, 4]
+    with pytest.raises(ValueError, match="convs_per_block 1 or 2"):
+        SmallVGG(convs_per_block=3)
