@@ -58,9 +58,9 @@ class SmallVGG(nn.Module):
     r"""A small VGG-style CNN (Simonyan & Zisserman 2015), trained from scratch.
 
     One block per entry of ``channels``: ``[3x3 conv -> BatchNorm -> ReLU] x convs_per_block``
-    then a ``2x2`` max pool, which halves the height and width; the last block's maps are the grid. With
-    ``n`` blocks an ``S x S`` image gives ``R = (S / 2^n)^2`` positions: the default four blocks
-    turn ``64 x 64`` images into ``4 x 4 = 16`` vectors of ``C = 256`` features. Batch
+    then a ``2x2`` max pool, which halves the height and width; the last block's maps are the
+    grid. With ``n`` blocks an ``S x S`` image gives ``R = (S / 2^n)^2`` positions: the default
+    four blocks turn ``64 x 64`` images into ``4 x 4 = 16`` vectors of ``C = 256`` features. Batch
     normalisation (Ioffe & Szegedy 2015) is what lets such a net train from scratch, fast.
 
     Args:

@@ -138,7 +138,8 @@ class CaptionData:
 
 def _scene_part(config: CaptionConfig, part: str, count: int) -> tuple[list, list, list, list]:
     # drawn at the scenes' own size (64 pixels), then resized to what the encoder reads
-    scenes = generate_scenes(count, SCENE_SEEDS[part], SceneConfig(max_objects=config.scene_objects))
+    scenes = generate_scenes(count, SCENE_SEEDS[part],
+                             SceneConfig(max_objects=config.scene_objects))
     pixels = [image_tensor(s.image, config.size) for s in scenes]
     references = [[caption_tokens(c) for c in s.captions] for s in scenes]
     return pixels, references, [f"scene {i}" for i in range(count)], [s.objects for s in scenes]
