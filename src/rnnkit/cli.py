@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from . import __version__
-from .tasks import caption_cli, charlm_cli, sentiment_cli
+from .tasks import caption_cli, charlm_cli, sentiment_cli, translate_cli
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -29,6 +29,7 @@ def _build_parser() -> argparse.ArgumentParser:
     charlm_cli.add_parser(tasks)
     sentiment_cli.add_parser(tasks)
     caption_cli.add_parser(tasks)
+    translate_cli.add_parser(tasks)
     return parser
 
 
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                             seed=args.seed)
         print(format_rows(config, run_demo(config)))
         return 0
-    tasks = {"charlm": charlm_cli, "sentiment": sentiment_cli, "caption": caption_cli}
+    tasks = {"charlm": charlm_cli, "sentiment": sentiment_cli, "caption": caption_cli,
+             "translate": translate_cli}
     if args.task in tasks:
         task = tasks[args.task]
         try:
