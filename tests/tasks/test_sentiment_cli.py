@@ -136,3 +136,25 @@ def test_pretrained_vectors_are_used(tmp_path) -> None:
     row = model.vocab.words.index("great")
     # frozen: after training the embedding still holds the file's vector
     assert model.model.embedding.weight[row].tolist() == vectors["great"].tolist()
+
+
+def test_download_fetches_checks_and_prints_the_train_command(tmp_path, monkeypatch, capsys):
+    import hashlib
+
+    from rnnkit.data import download
+
+    files = {}
+    for name, text in (("sst2-train", "1 good\n0 bad\n"), ("sst2-dev", "1 fine\n")):
+        source = tmp_path / f"{name}.txt"
+        source.write_text(text, encoding="utf-8")
+        files[name] = download.Resource(name, source.as_uri(),
+                                        hashlib.sha256(text.encode()).hexdigest(), f"{name}.sst")
+    monkeypatch.setattr(download, "RESOURCES", files)
+    cache = tmp_path / "cache"
+    assert main(["sentiment", "download", "sst2", "--cache", str(cache)]) == 0
+    command = capsys.readouterr().out
+    assert f"--train {cache / 'sst2-train.sst'} --val {cache / 'sst2-dev.sst'}" in command
+    assert (cache / "sst2-dev.sst").read_text(encoding="utf-8") == "1 fine\n"
+    files["sst2-dev"] = download.Resource("sst2-dev", files["sst2-dev"].url, "0" * 64, "other")
+    assert main(["sentiment", "download", "sst2", "--cache", str(cache)]) == 2
+    assert "sha256 mismatch for sst2-dev" in capsys.readouterr().err

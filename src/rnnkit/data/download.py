@@ -53,7 +53,7 @@ RESOURCES: dict[str, Resource] = {r.name: r for r in [
              "stsa.binary.train", "--train"),
     Resource("sst2-dev", _SENT_CONV + "stsa.binary.dev",
              "02fedc82855dbdcabe82c65ed1af6c6570788eaac51073cdb35ee8c7784426d1",
-             "stsa.binary.dev", "--dev"),
+             "stsa.binary.dev", "--val"),
     # Large Movie Review Dataset v1.0 (Maas et al. 2011), 84,125,825 bytes. Not verified against
     # the archive here (no internet where this was written): the sha256 is the one published
     # independently by several projects (e.g. Julia's MLDatasets, TensorFlow Datasets).

@@ -8,6 +8,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from ..data.download import DownloadError, extract_tar, fetch
 from ..data.labelled import LabelledDataError
 from ..data.vectors import VectorsError
 from ..metrics import plot_confusion
@@ -24,8 +25,10 @@ from .sentiment import (
 
 _DATA_MODEL = {f.name for f in fields(SentimentConfig)}
 _TRAIN = {f.name for f in fields(TrainConfig)} - {"time_budget", "max_steps"}
+# what `download` fetches per data set (names in rnnkit.data.download.RESOURCES)
+DATASETS = {"sst2": ("sst2-train", "sst2-dev"), "imdb": ("imdb",)}
 BAD_INPUT = (ValueError, CheckpointError, LabelledDataError, VectorsError, FileNotFoundError,
-             IsADirectoryError)
+             IsADirectoryError, DownloadError)
 
 
 def _duration(text: str) -> float:
@@ -103,9 +106,31 @@ def add_parser(tasks) -> None:
     predict.add_argument("--html", help="write the explanation as an HTML page here")
     predict.add_argument("--device", default="auto")
 
+    download = actions.add_parser("download", help="fetch SST-2 or IMDB from their official "
+                                                   "sources (sha256-checked, cached)")
+    download.add_argument("dataset", choices=sorted(DATASETS))
+    download.add_argument("--cache", metavar="DIR",
+                          help="download folder (default: $RNNKIT_DATA or ~/.cache/rnnkit)")
+
+
 
 def run(args: argparse.Namespace) -> int:
-    return {"train": _train, "eval": _evaluate, "predict": _predict}[args.action](args)
+    return {"train": _train, "eval": _evaluate, "predict": _predict,
+            "download": _download}[args.action](args)
+
+
+def _download(args: argparse.Namespace) -> int:
+    """Fetch the files, then print the train command that uses them."""
+    paths = [fetch(name, args.cache) for name in DATASETS[args.dataset]]
+    if args.dataset == "imdb":
+        root = extract_tar(paths[0], paths[0].parent / "imdb")
+        train, test = root / "aclImdb" / "train", root / "aclImdb" / "test"
+        print(f"rnnkit sentiment train --train {train} --format imdb --out runs/imdb")
+        print(f"rnnkit sentiment eval runs/imdb {test}")
+    else:
+        train, dev = paths
+        print(f"rnnkit sentiment train --train {train} --val {dev} --out runs/sst2")
+    return 0
 
 
 def _given(args: argparse.Namespace, names: set[str]) -> dict:
