@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from . import __version__
+from .inspect import cli as inspect_cli
 from .tasks import caption_cli, charlm_cli, sentiment_cli, translate_cli, video_cli
 
 
@@ -31,6 +32,7 @@ def _build_parser() -> argparse.ArgumentParser:
     caption_cli.add_parser(tasks)
     translate_cli.add_parser(tasks)
     video_cli.add_parser(tasks)
+    inspect_cli.add_parser(tasks)
     return parser
 
 
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_rows(config, run_demo(config)))
         return 0
     tasks = {"charlm": charlm_cli, "sentiment": sentiment_cli, "caption": caption_cli,
-             "translate": translate_cli, "video": video_cli}
+             "translate": translate_cli, "video": video_cli, "inspect": inspect_cli}
     if args.task in tasks:
         task = tasks[args.task]
         try:
