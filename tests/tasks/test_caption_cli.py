@@ -139,3 +139,24 @@ def test_bad_inputs_are_clear_errors(scene_run, tmp_path, capsys) -> None:
     assert main(["caption", "train", "--csv", str(tmp_path / "none.csv"), "--out",
                  str(tmp_path / "r"), "--max-steps", "1", *TINY]) == 2
     assert "--images" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("settings", "features_shape", "decoder_size"), [
+    ({}, (2, 128), 128),  # a 2 x 2 grid of 32 channels, flattened
+    ({"image_vector": "mean"}, (2, 4, 32), 32),  # the grid, which the decoder averages
+    ({"conditioning": "attention"}, (2, 4, 32), 32),  # attention reads the grid
+])
+def test_the_image_vector_is_the_flattened_grid_by_default(settings, features_shape,
+                                                            decoder_size) -> None:
+    import torch
+
+    from rnnkit.data.captions import CaptionVocab
+    from rnnkit.tasks.caption import CaptionConfig, ImageCaptioner, _feature_size, model_config
+
+    vocab = CaptionVocab.build([["a", "red", "circle"]], min_count=1)
+    config = CaptionConfig(image_size=32, cnn_width=4, **settings)
+    model = ImageCaptioner(model_config(config, vocab, _feature_size(config, None)))
+    assert model.features(torch.randn(2, 3, 32, 32)).shape == features_shape
+    assert model.decoder.config.feature_size == decoder_size
+    with pytest.raises(ValueError, match="image_vector must be 'flatten' or 'mean'"):
+        model_config(CaptionConfig(image_vector="sum"), vocab, 8)

@@ -80,6 +80,8 @@ def add_parser(tasks) -> None:
                        help="where pretrained features are cached (default: RUN_DIR/features)")
     model.add_argument("--conditioning",
                        choices=["every_step", "init_state", "first_input", "attention"])
+    model.add_argument("--image-vector", choices=["flatten", "mean"],
+                       help="the image vector v: the CNN's grid flattened (default) or averaged")
     model.add_argument("--cell", help="rnn_tanh, rnn_relu, lstm, gru or layernorm_lstm")
     for name in ("image-size", "cnn-width", "convs-per-block", "embedding-size", "hidden-size",
                  "num-layers", "batch-size", "eval-images"):
