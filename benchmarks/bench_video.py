@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
                         default=[], metavar="KEY=VALUE", help="change one default (repeatable)")
     parser.add_argument("--test-clips", type=int, default=25, help="fresh clips per class")
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--baseline-budget", help="the baseline's budget (default: --budget)")
     parser.add_argument("--out", help="folder for the runs (default: a temporary one)")
     parser.add_argument("--json", help="append the summary as one JSON line to this file")
     args = parser.parse_args(argv)
@@ -51,15 +52,17 @@ def main(argv: list[str] | None = None) -> int:
             if order_free and not args.baseline:
                 continue
             start = time.perf_counter()
+            budget = (args.baseline_budget or args.budget) if order_free else args.budget
             trained = video.train(folder / f"{name}-{time.strftime('%H%M%S')}",
-                                  time_budget=args.budget, progress=False,
+                                  time_budget=budget, progress=False,
                                   motions_dir=str(motions), order_free=order_free, **options)
             wall = time.perf_counter() - start
             clips, _ = trained.eval_clips(motions=args.test_clips, progress=False)
             report = trained.evaluate(clips)
             result = trained.result
-            summary[name] = {"accuracy": report.accuracy, "macro_f1": report.macro_f1,
-                             "steps": result.steps, "train_seconds": round(result.train_seconds),
+            summary[name] = {"budget": budget, "accuracy": report.accuracy,
+                             "macro_f1": report.macro_f1, "steps": result.steps,
+                             "train_seconds": round(result.train_seconds),
                              "wall_seconds": round(wall), "stopped": result.stopped_because}
             print(f"{name}: test accuracy {report.accuracy:.2%} on {len(clips)} fresh clips; "
                   f"{result.steps} steps, {result.train_seconds:.0f} s training, {wall:.0f} s "
