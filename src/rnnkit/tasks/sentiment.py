@@ -59,7 +59,7 @@ class SentimentConfig:
     bidirectional: bool = True
     pooling: str = "max"
     dropout: float = 0.5
-    word_dropout: float = 0.0  # training tokens read as <unk> (teaches <unk> and robustness)
+    word_dropout: float = 0.3  # training tokens read as <unk>: +1 point on SST-2 (README)
     batch_size: int = 32
 
     @classmethod
