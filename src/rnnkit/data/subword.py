@@ -280,8 +280,8 @@ def _sentencepiece():
     try:
         import sentencepiece
     except ImportError as e:
-        raise ImportError("subword tokenization needs the sentencepiece package: "
-                          "pip install sentencepiece (or use word or char tokenization)") from e
+        raise ImportError("subword tokenization needs the sentencepiece package: pip install "
+                          "\"rnnkit[translate]\" (or use word or char tokenization)") from e
     return sentencepiece
 
 

@@ -71,7 +71,7 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".m
                     ".flv", ".ogv", ".3gp")  # files read_class_folders takes for videos
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")  # frame images in a frame folder
 
-_INSTALL = "pip install av  (PyAV: FFmpeg for Python)"
+_INSTALL = "pip install \"rnnkit[video]\"  (PyAV: FFmpeg for Python)"
 _SEEK_GAP_S = 20.0  # seek instead of decoding on when the next sampled time is this far ahead
 _SEEK_BACK_S = 1.0  # seek to this long before a sampled time, so the frame before it is seen
 _TRUNCATED_S = 1.0  # frames ending this long (plus a frame) before the duration: truncated
