@@ -2,7 +2,8 @@ r"""Video: a CNN sees each sampled frame, an RNN reads the series of frame featu
 
 ::
 
-    f_t = mean_r CNN(frame_t)_r           the frame's features (B, T, C): a grid averaged
+    f_t = flatten(CNN(frame_t))           the frame's features (B, T, R*C): the whole grid
+                                          (or its mean over the R positions, (B, T, C))
     x_t = dropout(relu(W_p f_t + b_p))    projected to E
     h_t = RNN(x_t, h_{t-1})               any cell kind, L levels, one or two directions
     many-to-one:  y = W_hy pool(h_1 .. h_n)  one label per clip ("archery")
@@ -35,8 +36,9 @@ class FrameModelConfig:
     """The shape of a :class:`FrameSequenceModel`; every field is checked on creation."""
 
     num_classes: int  # K
-    feature_size: int  # C, features per frame (the CNN's channels, or the cached features')
+    feature_size: int  # per frame: R*C (flattened grid), C (its mean) or the cached features'
     encoder: str | None = "smallvgg"  # the CNN inside the model (None: inputs are features)
+    flatten: bool = True  # the CNN's grid flattened per frame (keeps where things are), or mean
     cnn_width: int = 16  # smallvgg: channels of the first of 4 blocks, doubled per block
     convs_per_block: int = 1  # smallvgg: 3x3 convolutions per block
     projection_size: int = 128  # E, frame features projected before the RNN
@@ -110,7 +112,9 @@ class FrameSequenceModel(nn.Module):
             return inputs
         B, T = inputs.shape[:2]
         grid = self.cnn(inputs.flatten(0, 1))  # (B*T, 3, S, S) -> (B*T, R, C)
-        return grid.mean(dim=1).view(B, T, -1)  # (B*T, R, C) -> (B, T, C)
+        # where a thing is matters (left vs right): the grid flattened, (B*T, R*C) -> (B, T, R*C)
+        vectors = grid.flatten(1) if self.config.flatten else grid.mean(dim=1)
+        return vectors.view(B, T, -1)
 
     def forward(self, inputs: Tensor, lengths: Tensor | None = None,
                 targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:

@@ -63,6 +63,7 @@ class VideoConfig:
     feature_cache: str | None = None  # folder for pretrained features (None: RUN_DIR/features)
     cnn_width: int = 16
     convs_per_block: int = 1
+    frame_vector: str = "flatten"  # smallvgg: a frame's grid flattened (where things are) or "mean"
     cell: str = "gru"
     projection_size: int = 128
     hidden_size: int = 128
@@ -223,9 +224,15 @@ def load_data(config: VideoConfig, *, folder: Path, progress: bool = True) -> Vi
                      source)
 
 
+def _flattens(config: VideoConfig) -> bool:
+    if config.frame_vector not in ("flatten", "mean"):
+        raise ValueError(f"frame_vector must be 'flatten' or 'mean', got {config.frame_vector!r}")
+    return config.frame_vector == "flatten"
+
+
 def model_config(config: VideoConfig, labels: LabelSet, feature_size: int) -> FrameModelConfig:
     return FrameModelConfig(
-        num_classes=len(labels), feature_size=feature_size,
+        num_classes=len(labels), feature_size=feature_size, flatten=_flattens(config),
         encoder=None if config.pretrained else "smallvgg", cnn_width=config.cnn_width,
         convs_per_block=config.convs_per_block, projection_size=config.projection_size,
         cell=config.cell, hidden_size=config.hidden_size, num_layers=config.num_layers,
@@ -244,8 +251,9 @@ class VideoTask:
                  context: distributed.DistContext | None = None) -> None:
         self.settings, self.data, self.device = config, data, device
         self.context = context or distributed.DistContext()
+        C = 8 * config.cnn_width  # the small CNN's channels; R = (S / 2^4)^2 positions
         feature_size = (int(data.train.inputs.shape[-1]) if config.pretrained
-                        else 8 * config.cnn_width)
+                        else (config.size // 16) ** 2 * C if _flattens(config) else C)
         self.model = FrameSequenceModel(model_config(config, data.labels, feature_size))
         self.steps_per_epoch = max(1, len(data.train) // config.batch_size)
 

@@ -54,6 +54,8 @@ def add_parser(tasks) -> None:
     model = train_parser.add_argument_group("model")
     model.add_argument("--encoder", choices=["smallvgg", "vgg16", "resnet18", "resnet50"])
     model.add_argument("--feature-cache", metavar="DIR")
+    model.add_argument("--frame-vector", choices=["flatten", "mean"],
+                       help="a frame's CNN grid flattened (default) or averaged")
     model.add_argument("--cell", help="rnn_tanh, rnn_relu, lstm, gru or layernorm_lstm")
     model.add_argument("--pooling", choices=["last", "max", "mean"])
     model.add_argument("--order-free", action="store_const", const=True,
