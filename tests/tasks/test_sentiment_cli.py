@@ -158,3 +158,19 @@ def test_download_fetches_checks_and_prints_the_train_command(tmp_path, monkeypa
     files["sst2-dev"] = download.Resource("sst2-dev", files["sst2-dev"].url, "0" * 64, "other")
     assert main(["sentiment", "download", "sst2", "--cache", str(cache)]) == 2
     assert "sha256 mismatch for sst2-dev" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("truncation", "kept"), [
+    ("head", ["w0", "w1", "w2", "w3", "w4"]),
+    ("tail", ["w5", "w6", "w7", "w8", "w9"]),
+    ("head+tail", ["w0", "w1", "w7", "w8", "w9"]),
+])
+def test_truncation_keeps_the_head_the_tail_or_both(truncation, kept):
+    from rnnkit.tasks.sentiment import SentimentConfig, truncate
+
+    tokens = [f"w{i}" for i in range(10)]
+    config = SentimentConfig(max_len=5, truncation=truncation)
+    assert truncate(tokens, config) == kept
+    assert truncate(tokens[:4], config) == tokens[:4]  # short texts stay whole
+    with pytest.raises(ValueError, match="truncation must be one of"):
+        truncate(tokens, SentimentConfig(truncation="middle"))

@@ -49,7 +49,8 @@ class SentimentConfig:
     lowercase: bool = True
     min_freq: int = 1  # words seen fewer times become <unk>
     max_vocab: int | None = None  # keep the most frequent words (pad and unk included)
-    max_len: int = 400  # tokens kept per text (the first ones)
+    max_len: int = 400  # tokens kept per text
+    truncation: str = "head"  # which tokens: "head" (first), "tail" (last), "head+tail" (half each)
     vectors: str | None = None  # GloVe / word2vec text file, or "glove-6b-50d" (packaged)
     freeze_vectors: bool = False
     cell: str = "lstm"
@@ -93,9 +94,28 @@ class SentimentData:
     coverage: str = ""
 
 
+TRUNCATIONS = ("head", "tail", "head+tail")
+
+
+def truncate(tokens: list[str], config: SentimentConfig) -> list[str]:
+    """At most ``max_len`` tokens of a text: its beginning, its end, or half of each (Sun et al.
+    2019 found head+tail best for long reviews: the verdict is often in the last lines)."""
+    if config.truncation not in TRUNCATIONS:
+        raise ValueError(f"truncation must be one of {', '.join(TRUNCATIONS)}, got "
+                         f"{config.truncation!r}")
+    n = config.max_len
+    if len(tokens) <= n:
+        return tokens
+    if config.truncation == "head":
+        return tokens[:n]
+    if config.truncation == "tail":
+        return tokens[-n:]
+    return tokens[:n // 2] + tokens[len(tokens) - (n - n // 2):]
+
+
 def encode(examples: list[Example], vocab: WordVocab, labels: LabelSet,
            config: SentimentConfig) -> tuple[list[list[int]], list[int]]:
-    ids = [vocab.encode(tokenize(e.text, lowercase=config.lowercase), config.max_len) or
+    ids = [vocab.encode(truncate(tokenize(e.text, lowercase=config.lowercase), config)) or
            [WordVocab.UNK] for e in examples]  # a text of no tokens reads as one <unk>
     return ids, [labels.encode(e.label, e.source) for e in examples]
 
@@ -274,7 +294,7 @@ class TrainedClassifier:
         return next(self.model.parameters()).device
 
     def tokens(self, text: str) -> list[str]:
-        return tokenize(text, lowercase=self.config.lowercase)[:self.config.max_len]
+        return truncate(tokenize(text, lowercase=self.config.lowercase), self.config)
 
     def _ids(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         encoded = [self.vocab.encode(self.tokens(t)) or [WordVocab.UNK] for t in texts]
