@@ -295,6 +295,13 @@ def test_tokenize_keeps_case_on_request():
 
 
 # ------------------------------------------------------------------------------- vocabulary
+def test_vocab_extended_keeps_ids_and_adds_only_new_words():
+    vocab = WordVocab.build([["b", "a", "b"]])
+    bigger = vocab.extended(["a", "c", "<unk>", "", "d", "c"])
+    assert bigger.words == ("<pad>", "<unk>", "b", "a", "c", "d")
+    assert bigger.encode(["b", "d", "zzz"]) == [2, 5, WordVocab.UNK]
+
+
 def test_vocab_order_min_freq_max_size():
     tokens = [["b", "a", "c", "a"], ["b", "d", "a", "<unk>"]]
     vocab = WordVocab.build(tokens)

@@ -138,6 +138,28 @@ def test_pretrained_vectors_are_used(tmp_path) -> None:
     assert model.model.embedding.weight[row].tolist() == vectors["great"].tolist()
 
 
+def test_words_known_only_to_the_vectors_join_the_vocabulary(tmp_path) -> None:
+    from rnnkit.tasks import sentiment
+
+    write_sst(tmp_path / "train.txt", 200, seed=5)
+    unseen = ["superb", "dreadful", "film"]  # "film" is a training word already
+    (tmp_path / "vec.txt").write_text("".join(
+        f"{w} " + " ".join(f"{0.1 * (i + 1) + 0.01 * k:.3f}" for k in range(4)) + "\n"
+        for i, w in enumerate(unseen)), encoding="utf-8")
+    options = {"train": str(tmp_path / "train.txt"), "vectors": str(tmp_path / "vec.txt"),
+               "freeze_vectors": True, "max_steps": 2, "hidden_size": 8, "batch_size": 16,
+               "progress": False}
+    model = sentiment.train(tmp_path / "all", **options)
+    words = model.vocab.words
+    assert words.count("film") == 1 and {"superb", "dreadful"} <= set(words)
+    row = words.index("superb")
+    assert model.model.embedding.weight[row].tolist() == pytest.approx([0.1, 0.11, 0.12, 0.13])
+    # predicting reads the unseen word as itself, not as <unk>
+    assert model.vocab.encode(model.tokens("superb")) == [row]
+    alone = sentiment.train(tmp_path / "none", vectors_vocab=0, **options)
+    assert "superb" not in alone.vocab.words and len(alone.vocab) == len(words) - 2
+
+
 def test_download_fetches_checks_and_prints_the_train_command(tmp_path, monkeypatch, capsys):
     import hashlib
 

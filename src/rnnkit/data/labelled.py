@@ -618,6 +618,17 @@ class WordVocab:
             frequent = frequent[:max_size - len(cls.SPECIALS)]
         return cls(cls.SPECIALS + tuple(frequent))
 
+    def extended(self, words: Iterable[str]) -> WordVocab:
+        """This vocabulary (same ids) followed by those of ``words`` it lacks, in their order;
+        the special tokens and empty strings are skipped."""
+        known = set(self.words)
+        extra = []
+        for word in words:
+            if word and word not in known and word not in self.SPECIALS:
+                known.add(word)
+                extra.append(word)
+        return WordVocab(self.words + tuple(extra))
+
     def __len__(self) -> int:
         return len(self.words)
 

