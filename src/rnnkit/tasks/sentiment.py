@@ -50,7 +50,7 @@ class SentimentConfig:
     min_freq: int = 1  # words seen fewer times become <unk>
     max_vocab: int | None = None  # keep the most frequent words (pad and unk included)
     max_len: int = 400  # tokens kept per text
-    truncation: str = "head"  # which tokens: "head" (first), "tail" (last), "head+tail" (half each)
+    truncation: str = "head+tail"  # which tokens: "head", "tail" or "head+tail" (half each)
     vectors: str | None = None  # GloVe / word2vec text file, or "glove-6b-50d" (packaged)
     freeze_vectors: bool = False
     vectors_vocab: int = 50000  # with vectors: their most frequent words join the vocabulary

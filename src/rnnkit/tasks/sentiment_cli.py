@@ -71,7 +71,7 @@ def add_parser(tasks) -> None:
     data.add_argument("--max-vocab", type=int)
     data.add_argument("--max-len", type=int, help="tokens kept per text")
     data.add_argument("--truncation", choices=["head", "tail", "head+tail"],
-                      help="which tokens of a longer text are kept (default: head)")
+                      help="which tokens of a longer text are kept (default: head+tail)")
     model = train_parser.add_argument_group("model")
     model.add_argument("--cell", help="rnn_tanh, rnn_relu, lstm, gru or layernorm_lstm")
     model.add_argument("--pooling", choices=["last", "max", "mean", "attention"])
