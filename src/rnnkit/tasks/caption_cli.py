@@ -14,21 +14,12 @@ from ..data.captions import CaptionDataError
 from ..data.images import ImageError
 from ..data.scenes import SceneConfig, generate_scenes
 from ..train.checkpoint import CheckpointError, atomic_write_bytes
-from ..train.runtime import parse_duration
-from ..train.trainer import TrainConfig
 from .caption import CaptionConfig, TrainedCaptioner, html_page, train
+from .common_cli import TRAIN_FIELDS, add_run_options, given
 
 _DATA_MODEL = {f.name for f in fields(CaptionConfig)}
-_TRAIN = {f.name for f in fields(TrainConfig)} - {"time_budget", "max_steps"}
 BAD_INPUT = (ValueError, CheckpointError, CaptionDataError, ImageError, FileNotFoundError,
              IsADirectoryError)
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _data_options(group, prefix: str = "") -> None:
@@ -87,17 +78,7 @@ def add_parser(tasks) -> None:
                  "num-layers", "batch-size", "eval-images"):
         model.add_argument(f"--{name}", type=int)
     model.add_argument("--dropout", type=float)
-    run = train_parser.add_argument_group("run")
-    run.add_argument("--out", help="run folder")
-    run.add_argument("--resume", metavar="RUN_DIR")
-    run.add_argument("--time-budget", type=_duration, help="training time, e.g. 10m")
-    run.add_argument("--max-steps", type=int)
-    for name, kind in (("learning-rate", float), ("weight-decay", float), ("eval-every", int),
-                       ("patience", int), ("seed", int), ("warmup-steps", int),
-                       ("weight-average", float)):
-        run.add_argument(f"--{name}", type=kind)
-    run.add_argument("--device", default="auto")
-    run.add_argument("--no-progress", action="store_true")
+    add_run_options(train_parser, "10m")
 
     evaluate = actions.add_parser("eval", help="BLEU-1..4 and CIDEr-D (no data options: "
                                                "fresh built-in scenes)")
@@ -129,14 +110,10 @@ def run(args: argparse.Namespace) -> int:
             "scenes": _scenes}[args.action](args)
 
 
-def _given(args: argparse.Namespace, names: set[str]) -> dict:
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-
-
 def _train(args: argparse.Namespace) -> int:
     trained = train(args.out, resume=args.resume, device=args.device,
                     progress=not args.no_progress, time_budget=args.time_budget,
-                    max_steps=args.max_steps, **_given(args, _DATA_MODEL | _TRAIN))
+                    max_steps=args.max_steps, **given(args, _DATA_MODEL | TRAIN_FIELDS))
     if trained is None:
         return 0
     if trained.skipped:

@@ -8,20 +8,14 @@ import sys
 from dataclasses import fields
 
 from ..train.checkpoint import CheckpointError
-from ..train.runtime import parse_duration, resolve_device
+from ..train.runtime import resolve_device
 from ..train.trainer import TrainConfig
 from .charlm import CharLMConfig, TrainedModel, train
+from .common_cli import duration, given
 
 # options of CharLMConfig and TrainConfig as the command line spells them (None = default)
 _DATA_MODEL = {f.name for f in fields(CharLMConfig)}
 _TRAIN = {f.name for f in fields(TrainConfig)} - {"time_budget", "max_steps"}
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _probability(text: str) -> float:
@@ -54,7 +48,7 @@ def add_parser(tasks) -> None:
     run = train.add_argument_group("run")
     run.add_argument("--out", help="run folder (checkpoints, metrics, curves)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
-    run.add_argument("--time-budget", type=_duration,
+    run.add_argument("--time-budget", type=duration,
                      help="training time, e.g. 75s, 10m, 2h (evaluation not counted)")
     run.add_argument("--max-steps", type=int)
     for name, kind in (("learning-rate", float), ("min-learning-rate", float),
@@ -113,13 +107,8 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.solved else 1
 
 
-def _given(args: argparse.Namespace, names: set[str]) -> dict:
-    return {name: getattr(args, name) for name in names
-            if getattr(args, name, None) is not None}
-
-
 def _train(args: argparse.Namespace) -> int:
-    options = _given(args, _DATA_MODEL | _TRAIN)
+    options = given(args, _DATA_MODEL | _TRAIN)
     trained = train(args.out, resume=args.resume, device=args.device,
                     progress=not args.no_progress, time_budget=args.time_budget,
                     max_steps=args.max_steps, **options)

@@ -13,8 +13,7 @@ from ..data.labelled import LabelledDataError
 from ..data.vectors import VectorsError
 from ..metrics import plot_confusion
 from ..train.checkpoint import CheckpointError, atomic_write_bytes
-from ..train.runtime import parse_duration
-from ..train.trainer import TrainConfig
+from .common_cli import TRAIN_FIELDS, add_run_options, given
 from .sentiment import (
     SentimentConfig,
     TrainedClassifier,
@@ -24,18 +23,10 @@ from .sentiment import (
 )
 
 _DATA_MODEL = {f.name for f in fields(SentimentConfig)}
-_TRAIN = {f.name for f in fields(TrainConfig)} - {"time_budget", "max_steps"}
 # what `download` fetches per data set (names in rnnkit.data.download.RESOURCES)
 DATASETS = {"sst2": ("sst2-train", "sst2-dev"), "imdb": ("imdb",)}
 BAD_INPUT = (ValueError, CheckpointError, LabelledDataError, VectorsError, FileNotFoundError,
              IsADirectoryError, DownloadError)
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _data_options(parser: argparse.ArgumentParser) -> None:
@@ -82,17 +73,7 @@ def add_parser(tasks) -> None:
                        help="chance that a training token is read as <unk>")
     model.add_argument("--unidirectional", dest="bidirectional", action="store_const",
                        const=False)
-    run = train_parser.add_argument_group("run")
-    run.add_argument("--out", help="run folder")
-    run.add_argument("--resume", metavar="RUN_DIR")
-    run.add_argument("--time-budget", type=_duration, help="training time, e.g. 10m")
-    run.add_argument("--max-steps", type=int)
-    for name, kind in (("learning-rate", float), ("weight-decay", float), ("eval-every", int),
-                       ("patience", int), ("seed", int), ("warmup-steps", int),
-                       ("weight-average", float)):
-        run.add_argument(f"--{name}", type=kind)
-    run.add_argument("--device", default="auto")
-    run.add_argument("--no-progress", action="store_true")
+    add_run_options(train_parser, "10m")
 
     evaluate = actions.add_parser("eval", help="accuracy, macro-F1, per class, confusion")
     evaluate.add_argument("run", metavar="RUN_DIR")
@@ -138,14 +119,10 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
-def _given(args: argparse.Namespace, names: set[str]) -> dict:
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-
-
 def _train(args: argparse.Namespace) -> int:
     trained = train(args.out, resume=args.resume, device=args.device,
                     progress=not args.no_progress, time_budget=args.time_budget,
-                    max_steps=args.max_steps, **_given(args, _DATA_MODEL | _TRAIN))
+                    max_steps=args.max_steps, **given(args, _DATA_MODEL | TRAIN_FIELDS))
     if trained is None:
         return 0
     if trained.skipped:

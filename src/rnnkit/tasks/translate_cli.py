@@ -10,21 +10,12 @@ from pathlib import Path
 
 from ..data.parallel import ParallelDataError, read_aligned
 from ..train.checkpoint import CheckpointError
-from ..train.runtime import parse_duration
-from ..train.trainer import TrainConfig
+from .common_cli import TRAIN_FIELDS, add_run_options, given
 from .translate import TrainedTranslator, TranslateConfig, plot_attention, train
 
 _DATA_MODEL = {f.name for f in fields(TranslateConfig)}
-_TRAIN = {f.name for f in fields(TrainConfig)} - {"time_budget", "max_steps"}
 BAD_INPUT = (ValueError, CheckpointError, ParallelDataError, FileNotFoundError,
              IsADirectoryError, ImportError)
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _decode_options(parser) -> None:
@@ -70,17 +61,7 @@ def add_parser(tasks) -> None:
     model.add_argument("--input-feeding", action="store_const", const=True)
     model.add_argument("--reverse-source", action="store_const", const=True)
     model.add_argument("--untied", dest="tie_embeddings", action="store_const", const=False)
-    run = train_parser.add_argument_group("run")
-    run.add_argument("--out", help="run folder")
-    run.add_argument("--resume", metavar="RUN_DIR")
-    run.add_argument("--time-budget", type=_duration, help="training time, e.g. 45m")
-    run.add_argument("--max-steps", type=int)
-    for name, kind in (("learning-rate", float), ("weight-decay", float), ("eval-every", int),
-                       ("patience", int), ("seed", int), ("warmup-steps", int),
-                       ("weight-average", float)):
-        run.add_argument(f"--{name}", type=kind)
-    run.add_argument("--device", default="auto")
-    run.add_argument("--no-progress", action="store_true")
+    add_run_options(train_parser, "45m")
 
     evaluate = actions.add_parser("eval", help="corpus BLEU and chrF (sacreBLEU)")
     evaluate.add_argument("run", metavar="RUN_DIR")
@@ -103,16 +84,12 @@ def run(args: argparse.Namespace) -> int:
     return {"train": _train, "eval": _evaluate, "predict": _predict}[args.action](args)
 
 
-def _given(args: argparse.Namespace, names: set[str]) -> dict:
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-
-
 def _train(args: argparse.Namespace) -> int:
     if not 1 <= len(args.train) <= 2 or (args.val and not 1 <= len(args.val) <= 2):
         raise ValueError("--train and --val take PAIRS.tsv or SOURCE TARGET (1 or 2 files)")
     trained = train(args.out, resume=args.resume, device=args.device,
                     progress=not args.no_progress, time_budget=args.time_budget,
-                    max_steps=args.max_steps, **_given(args, _DATA_MODEL | _TRAIN))
+                    max_steps=args.max_steps, **given(args, _DATA_MODEL | TRAIN_FIELDS))
     if trained is None:
         return 0
     for note in trained.notes:

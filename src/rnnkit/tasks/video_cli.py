@@ -11,21 +11,12 @@ from pathlib import Path
 from ..data.video import VideoError
 from ..metrics import plot_confusion
 from ..train.checkpoint import CheckpointError
-from ..train.runtime import parse_duration
-from ..train.trainer import TrainConfig
+from .common_cli import TRAIN_FIELDS, add_run_options, given
 from .video import TrainedVideoModel, VideoConfig, train
 
 _DATA_MODEL = {f.name for f in fields(VideoConfig)}
-_TRAIN = {f.name for f in fields(TrainConfig)} - {"time_budget", "max_steps"}
 BAD_INPUT = (ValueError, CheckpointError, VideoError, FileNotFoundError, IsADirectoryError,
              ImportError)
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _data_options(group) -> None:
@@ -65,17 +56,7 @@ def add_parser(tasks) -> None:
                  "hidden-size", "num-layers", "batch-size"):
         model.add_argument(f"--{name}", type=int)
     model.add_argument("--dropout", type=float)
-    run = train_parser.add_argument_group("run")
-    run.add_argument("--out", help="run folder")
-    run.add_argument("--resume", metavar="RUN_DIR")
-    run.add_argument("--time-budget", type=_duration, help="training time, e.g. 10m")
-    run.add_argument("--max-steps", type=int)
-    for name, kind in (("learning-rate", float), ("weight-decay", float), ("eval-every", int),
-                       ("patience", int), ("seed", int), ("warmup-steps", int),
-                       ("weight-average", float)):
-        run.add_argument(f"--{name}", type=kind)
-    run.add_argument("--device", default="auto")
-    run.add_argument("--no-progress", action="store_true")
+    add_run_options(train_parser, "10m")
 
     evaluate = actions.add_parser("eval", help="accuracy, per class, confusion (no data "
                                                "options: fresh built-in motions)")
@@ -98,14 +79,10 @@ def run(args: argparse.Namespace) -> int:
     return {"train": _train, "eval": _evaluate, "predict": _predict}[args.action](args)
 
 
-def _given(args: argparse.Namespace, names: set[str]) -> dict:
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-
-
 def _train(args: argparse.Namespace) -> int:
     trained = train(args.out, resume=args.resume, device=args.device,
                     progress=not args.no_progress, time_budget=args.time_budget,
-                    max_steps=args.max_steps, **_given(args, _DATA_MODEL | _TRAIN))
+                    max_steps=args.max_steps, **given(args, _DATA_MODEL | TRAIN_FIELDS))
     if trained is None:
         return 0
     if trained.skipped:
