@@ -35,9 +35,9 @@ from ..metrics import caption_scores
 from ..models.captioner import Caption, Captioner, CaptionerConfig
 from ..models.encoders import SmallVGG, build_encoder
 from ..train import distributed, run
-from ..train.checkpoint import load_checkpoint
+from ..train.run import open_run
 from ..train.runtime import resolve_device
-from ..train.trainer import BEST, LAST, StepOutput, TrainResult
+from ..train.trainer import StepOutput, TrainResult
 
 KIND = "caption"
 TRAIN_DEFAULTS = {"learning_rate": 2e-3, "eval_every": 250, "patience": 6, "warmup_steps": 100}
@@ -502,19 +502,14 @@ class TrainedCaptioner:
     @classmethod
     def load(cls, run: str | Path, device: str | torch.device = "cpu") -> TrainedCaptioner:
         device = resolve_device(device)
-        path = Path(run)
-        if path.is_dir():
-            path = path / BEST if (path / BEST).exists() else path / LAST
-        checkpoint = load_checkpoint(path, kind=KIND, device=device)
-        saved = checkpoint.config["task"]
+        saved_run = open_run(run, KIND, device)
+        saved = saved_run.task
         config = CaptionConfig.from_dict(saved["caption"])
         model = ImageCaptioner(ModelConfig(**saved["model"]))
-        model.load_state_dict(checkpoint.weights)
-        model.to(device).eval()
+        saved_run.restore(model, device)
         frozen = None if config.trains_encoder else frozen_encoder(config).to(device)
-        metrics = (checkpoint.state or {}).get("metrics", {}) if path.name == BEST else {}
-        return cls(model, CaptionVocab.from_json(saved["vocab"]), config, path, metrics,
-                   frozen=frozen)
+        return cls(model, CaptionVocab.from_json(saved["vocab"]), config, saved_run.path,
+                   saved_run.metrics, frozen=frozen)
 
     @property
     def device(self) -> torch.device:

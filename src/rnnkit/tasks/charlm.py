@@ -27,9 +27,9 @@ from ..data.text import (
 from ..models.language_model import LanguageModel, LanguageModelConfig, detach_state
 from ..nn import CELL_KINDS, LSTMState
 from ..train import distributed, run
-from ..train.checkpoint import load_checkpoint
+from ..train.run import open_run
 from ..train.runtime import resolve_device
-from ..train.trainer import BEST, LAST, StepOutput, TrainResult
+from ..train.trainer import StepOutput, TrainResult
 
 KIND = "charlm"
 # the trainer's settings this task is best with: a small text overfits within minutes (the
@@ -239,18 +239,13 @@ class TrainedModel:
     @classmethod
     def load(cls, run: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
         device = resolve_device(device)
-        path = Path(run)
-        if path.is_dir():
-            path = path / BEST if (path / BEST).exists() else path / LAST
-        checkpoint = load_checkpoint(path, kind=KIND, device=device)
-        task_config = checkpoint.config["task"]
+        saved_run = open_run(run, KIND, device)
+        task_config = saved_run.task
         config = CharLMConfig.from_dict(task_config["charlm"])
         vocab = CharVocab.from_json(task_config["vocab"])
         model = LanguageModel(LanguageModelConfig(**task_config["model"]))
-        model.load_state_dict(checkpoint.weights)
-        model.to(device).eval()
-        metrics = (checkpoint.state or {}).get("metrics", {}) if path.name == BEST else {}
-        return cls(model, vocab, config, path, metrics)
+        saved_run.restore(model, device)
+        return cls(model, vocab, config, saved_run.path, saved_run.metrics)
 
     def _generator(self, seed: int | None) -> torch.Generator | None:
         if seed is None:

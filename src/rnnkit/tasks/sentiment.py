@@ -26,9 +26,9 @@ from ..data.vectors import embedding_matrix, load_vectors, resolve_vectors
 from ..metrics import ClassificationReport, classification_report
 from ..models.classifier import ClassifierConfig, SequenceClassifier
 from ..train import distributed, run
-from ..train.checkpoint import load_checkpoint
+from ..train.run import open_run
 from ..train.runtime import resolve_device
-from ..train.trainer import BEST, LAST, StepOutput, TrainResult
+from ..train.trainer import StepOutput, TrainResult
 
 KIND = "sentiment"
 TRAIN_DEFAULTS = {"learning_rate": 2e-3, "eval_every": 200, "patience": 5, "warmup_steps": 50,
@@ -289,17 +289,12 @@ class TrainedClassifier:
     @classmethod
     def load(cls, run: str | Path, device: str | torch.device = "cpu") -> TrainedClassifier:
         device = resolve_device(device)
-        path = Path(run)
-        if path.is_dir():
-            path = path / BEST if (path / BEST).exists() else path / LAST
-        checkpoint = load_checkpoint(path, kind=KIND, device=device)
-        saved = checkpoint.config["task"]
+        saved_run = open_run(run, KIND, device)
+        saved = saved_run.task
         model = SequenceClassifier(ClassifierConfig(**saved["model"]))
-        model.load_state_dict(checkpoint.weights)
-        model.to(device).eval()
-        metrics = (checkpoint.state or {}).get("metrics", {}) if path.name == BEST else {}
+        saved_run.restore(model, device)
         return cls(model, WordVocab.from_json(saved["vocab"]), LabelSet.from_json(saved["labels"]),
-                   SentimentConfig.from_dict(saved["sentiment"]), path, metrics)
+                   SentimentConfig.from_dict(saved["sentiment"]), saved_run.path, saved_run.metrics)
 
     @property
     def device(self) -> torch.device:

@@ -19,9 +19,9 @@ from ..data.parallel import PairBatches, filter_by_length, read_parallel
 from ..data.subword import Tokenizer
 from ..models.seq2seq import Seq2Seq, Seq2SeqConfig, Translation
 from ..train import distributed, run
-from ..train.checkpoint import load_checkpoint
+from ..train.run import open_run
 from ..train.runtime import resolve_device
-from ..train.trainer import BEST, LAST, StepOutput, TrainResult
+from ..train.trainer import StepOutput, TrainResult
 
 KIND = "translate"
 TRAIN_DEFAULTS = {"learning_rate": 2e-3, "eval_every": 500, "patience": 6, "warmup_steps": 200}
@@ -286,18 +286,13 @@ class TrainedTranslator:
     @classmethod
     def load(cls, run: str | Path, device: str | torch.device = "cpu") -> TrainedTranslator:
         device = resolve_device(device)
-        path = Path(run)
-        if path.is_dir():
-            path = path / BEST if (path / BEST).exists() else path / LAST
-        checkpoint = load_checkpoint(path, kind=KIND, device=device)
-        saved = checkpoint.config["task"]
+        saved_run = open_run(run, KIND, device)
+        saved = saved_run.task
         model = Seq2Seq(Seq2SeqConfig(**saved["model"]))
-        model.load_state_dict(checkpoint.weights)
-        model.to(device).eval()
-        metrics = (checkpoint.state or {}).get("metrics", {}) if path.name == BEST else {}
+        saved_run.restore(model, device)
         return cls(model, Tokenizer.from_json(saved["source"]),
                    Tokenizer.from_json(saved["target"]),
-                   TranslateConfig.from_dict(saved["translate"]), path, metrics)
+                   TranslateConfig.from_dict(saved["translate"]), saved_run.path, saved_run.metrics)
 
     @property
     def device(self) -> torch.device:

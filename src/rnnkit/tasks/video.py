@@ -34,9 +34,9 @@ from ..metrics import ClassificationReport, classification_report
 from ..models.encoders import build_encoder
 from ..models.frames import FrameModelConfig, FrameSequenceModel
 from ..train import distributed, run
-from ..train.checkpoint import load_checkpoint
+from ..train.run import open_run
 from ..train.runtime import resolve_device
-from ..train.trainer import BEST, LAST, StepOutput, TrainResult
+from ..train.trainer import StepOutput, TrainResult
 
 KIND = "video"
 TRAIN_DEFAULTS = {"learning_rate": 3e-3, "eval_every": 100, "patience": 8, "warmup_steps": 50}
@@ -368,17 +368,12 @@ class TrainedVideoModel:
     @classmethod
     def load(cls, run: str | Path, device: str | torch.device = "cpu") -> TrainedVideoModel:
         device = resolve_device(device)
-        path = Path(run)
-        if path.is_dir():
-            path = path / BEST if (path / BEST).exists() else path / LAST
-        checkpoint = load_checkpoint(path, kind=KIND, device=device)
-        saved = checkpoint.config["task"]
+        saved_run = open_run(run, KIND, device)
+        saved = saved_run.task
         model = FrameSequenceModel(FrameModelConfig(**saved["model"]))
-        model.load_state_dict(checkpoint.weights)
-        model.to(device).eval()
-        metrics = (checkpoint.state or {}).get("metrics", {}) if path.name == BEST else {}
+        saved_run.restore(model, device)
         return cls(model, LabelSet.from_json(saved["labels"]),
-                   VideoConfig.from_dict(saved["video"]), path, metrics)
+                   VideoConfig.from_dict(saved["video"]), saved_run.path, saved_run.metrics)
 
     @property
     def device(self) -> torch.device:

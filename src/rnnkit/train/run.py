@@ -17,7 +17,7 @@ import torch
 from . import distributed
 from .checkpoint import load_checkpoint, save_json
 from .runtime import parse_duration, resolve_device
-from .trainer import LAST, Task, TrainConfig, Trainer, TrainResult
+from .trainer import BEST, LAST, Task, TrainConfig, Trainer, TrainResult
 
 _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)} - {"time_budget", "max_steps"}
 
@@ -98,4 +98,29 @@ def execute(run_plan: Plan, build: Callable[[torch.device, distributed.DistConte
     return (result if context.is_main else None), device
 
 
-__all__ = ["Plan", "Task", "execute", "plan"]
+@dataclass
+class SavedRun:
+    """What a task's ``Trained*.load`` needs from a run folder or checkpoint file."""
+
+    path: Path  # the checkpoint read: best.safetensors when there is one, else last
+    task: dict  # the task's saved config (its model, vocabulary, settings)
+    weights: dict  # the model's state_dict
+    metrics: dict  # the best checkpoint's validation metrics ({} for the last one)
+
+    def restore(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        """``model`` with the saved weights, on ``device``, in evaluation mode."""
+        model.load_state_dict(self.weights)
+        return model.to(device).eval()
+
+
+def open_run(run: str | Path, kind: str, device: torch.device) -> SavedRun:
+    """The best checkpoint of a run folder (else its last), or the checkpoint file given."""
+    path = Path(run)
+    if path.is_dir():
+        path = path / BEST if (path / BEST).exists() else path / LAST
+    checkpoint = load_checkpoint(path, kind=kind, device=device)
+    metrics = (checkpoint.state or {}).get("metrics", {}) if path.name == BEST else {}
+    return SavedRun(path, checkpoint.config["task"], checkpoint.weights, metrics)
+
+
+__all__ = ["Plan", "SavedRun", "Task", "execute", "open_run", "plan"]
