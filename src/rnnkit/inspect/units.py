@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ..models.language_model import LanguageModel
-from ..nn import LSTMState
+from ..nn import LSTMState, evaluating
 
 OPENING, CLOSING = "([{", ")]}"
 LINE_WIDTH = 80  # the scale of line_position: 1.0 at 80 characters into a line
@@ -53,21 +53,15 @@ def unit_activations(model: LanguageModel, ids: Tensor, *, which: str = "h") -> 
         raise ValueError(f"expected ids in [0, {V}) (the vocabulary), got ids from {low} to "
                          f"{high}")
     ids = ids.to(device=model.head.weight.device, dtype=torch.long)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            x = model.embed(ids.unsqueeze(0))  # (T,) -> (1, T) -> (1, T, E)
-            state, rows = None, []
-            for t in range(ids.shape[0]):
-                _, state = model.rnn.step(x[:, t], state)  # (1, E) -> state (L, 1, H)
-                if isinstance(state, LSTMState):
-                    part = state.c if which == "c" else state.h
-                else:
-                    part = state
-                rows.append(part[:, 0])  # (L, 1, H) -> (L, H)
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.no_grad():
+        x = model.embed(ids.unsqueeze(0))  # (T,) -> (1, T) -> (1, T, E)
+        state, rows = None, []
+        for t in range(ids.shape[0]):
+            _, state = model.rnn.step(x[:, t], state)  # (1, E) -> state (L, 1, H)
+            # an LSTM's state is two: its cells c or its outputs h
+            part = ((state.c if which == "c" else state.h) if isinstance(state, LSTMState)
+                    else state)
+            rows.append(part[:, 0])  # (L, 1, H) -> (L, H)
     return torch.stack(rows).cpu()  # T x (L, H) -> (T, L, H)
 
 

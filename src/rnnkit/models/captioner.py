@@ -35,7 +35,6 @@ caption without ``<START>``, and the loss the cross-entropy of the real target t
 
 from __future__ import annotations
 
-import contextlib
 import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..decoding import Sampler, beam_search, check_sampling
-from ..nn import CELL_KINDS, LSTMState, Recurrent, make_cell
+from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating, make_cell
 
 __all__ = ["CONDITIONINGS", "DECODE_METHODS", "Caption", "Captioner", "CaptionerConfig"]
 
@@ -309,7 +308,7 @@ class Captioner(nn.Module):
                              f"uses {self.config.conditioning!r}")
         features = self._check_features(features)
         captions = self._check_captions(captions, features.shape[0])
-        with _evaluating(self):
+        with evaluating(self):
             _, alphas = self._teacher_forced(features, captions[:, :-1])
         return alphas
 
@@ -424,7 +423,7 @@ class Captioner(nn.Module):
             raise ValueError(f"greedy decoding has one caption per image: n_best must be 1, "
                              f"got {n_best} (use method='beam' or 'sample')")
         features = self._check_features(features)
-        with _evaluating(self):
+        with evaluating(self):
             if method == "beam":
                 return self._beam(features, beam_size, length_penalty, n_best, max_len)
             sampler = Sampler(temperature=temperature, top_k=top_k, greedy=method == "greedy",
@@ -532,15 +531,3 @@ def _stack_rows(rows: list[Tensor], like: Tensor) -> Tensor:
     if rows:
         return torch.stack(rows)
     return like.new_zeros(0, like.shape[1])
-
-
-@contextlib.contextmanager
-def _evaluating(model: nn.Module) -> Iterator[None]:
-    """Evaluation mode inside; every submodule's previous mode restored after."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training

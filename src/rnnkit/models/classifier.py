@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn import CELL_KINDS, LSTMState, Recurrent
+from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating
 
 __all__ = ["POOLINGS", "AttentionPooling", "ClassifierConfig", "SequenceClassifier"]
 
@@ -241,7 +241,7 @@ class SequenceClassifier(nn.Module):
     def predict_proba(self, ids: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Class probabilities ``(B, C)``, in evaluation mode (no dropout); the model's mode is
         restored afterwards."""
-        with _evaluating(self):
+        with evaluating(self):
             logits, _ = self(ids, lengths)
         return logits.softmax(dim=-1)
 
@@ -257,7 +257,7 @@ class SequenceClassifier(nn.Module):
         if self.attention is None:
             raise ValueError(f"attention weights need pooling='attention'; this model pools "
                              f"with {self.config.pooling!r}")
-        with _evaluating(self):
+        with evaluating(self):
             _, weights = self.encode(ids, lengths)
         return weights
 
@@ -287,7 +287,7 @@ class SequenceClassifier(nn.Module):
         if ids.shape[0] != 1:
             raise ValueError(f"explain takes one sequence, (T,) or (1, T), got "
                              f"{tuple(ids.shape)}")
-        with _evaluating(self):
+        with evaluating(self):
             if method == "grad_x_input":
                 return self._grad_x_input(ids, target)
             return self._occlusion(ids, target, unk_index)
@@ -374,20 +374,3 @@ class SequenceClassifier(nn.Module):
             raise ValueError(f"target must be a class id in [0, {C}) or None (the predicted "
                              f"class), got {target!r}")
         return int(target)
-
-
-class _evaluating:
-    """``with _evaluating(model):`` evaluation mode inside, the previous mode restored after."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.modes: list[tuple[nn.Module, bool]] = []
-
-    def __enter__(self) -> None:
-        # each submodule's own flag: a caller may have put parts in different modes
-        self.modes = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-
-    def __exit__(self, *exc: object) -> None:
-        for module, training in self.modes:
-            module.training = training

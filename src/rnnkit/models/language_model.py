@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..decoding import Sampler
-from ..nn import CELL_KINDS, LSTMState, Recurrent
+from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating
 from ..nn.cells import LAYER_NORM_EPS, GRUCell, LayerNormLSTMCell, RecurrentCell, RNNCell, State
 from ..nn.gemm import mm_t
 
@@ -223,12 +223,8 @@ class LanguageModel(nn.Module):
     def _generate(self, prime: Tensor, length: int, sampler: Sampler) -> Iterator[Tensor]:
         if length == 0:
             return
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             logits, _, state = self(prime)  # (B, P) -> (B, P, V)
-        finally:
-            self.train(was_training)
         decoder = StepDecoder(self, state)
         logits = logits[:, -1]  # (B, V): the guess at the first new token
         for t in range(length):

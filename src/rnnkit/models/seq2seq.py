@@ -49,8 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..decoding import Sampler, beam_search, check_sampling, reorder_state
-from ..nn import CELL_KINDS, LSTMState, Recurrent
-from .captioner import _evaluating
+from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating
 
 __all__ = ["ATTENTIONS", "DECODE_METHODS", "BahdanauAttention", "LuongAttention", "Seq2Seq",
            "Seq2SeqConfig", "Translation"]
@@ -526,7 +525,7 @@ class Seq2Seq(nn.Module):
         if method == "greedy" and n_best != 1:
             raise ValueError(f"greedy decoding has one translation per sentence: n_best must be "
                              f"1, got {n_best} (use method='beam' or 'sample')")
-        with _evaluating(self):
+        with evaluating(self):
             memory, mask, initial = self.encode(source, source_lengths)
             lengths = mask.sum(dim=1)  # (B,)
             limits = [min(2 * n + 10, MAX_LEN_CAP) if max_len is None else max_len

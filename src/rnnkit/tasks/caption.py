@@ -34,6 +34,7 @@ from ..data.scenes import SceneConfig, generate_scenes, names_objects_correctly
 from ..metrics import caption_scores
 from ..models.captioner import Caption, Captioner, CaptionerConfig
 from ..models.encoders import SmallVGG, build_encoder
+from ..nn import evaluating
 from ..train import distributed, run
 from ..train.run import open_run
 from ..train.runtime import resolve_device
@@ -286,12 +287,8 @@ class ImageCaptioner(nn.Module):
 
     @torch.no_grad()
     def generate(self, inputs: Tensor, **options) -> list[list[Caption]]:
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             return self.decoder.generate(self.features(inputs), **options)
-        finally:
-            self.train(was_training)
 
 
 def model_config(config: CaptionConfig, vocab: CaptionVocab, feature_size: int) -> ModelConfig:
@@ -398,17 +395,15 @@ class CaptionTask:
 def validation_loss(model: ImageCaptioner, images: ImageSet, pairs: list[tuple[int, list[int]]],
                     device: torch.device, batch_size: int = 128) -> float:
     """The mean cross-entropy per scored word over ``pairs`` (teacher forcing, no dropout)."""
-    was_training = model.training
-    model.eval()
     total, words = 0.0, 0
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start:start + batch_size]
-        captions = pad_captions([c for _, c in chunk]).to(device)
-        inputs = images.batch(torch.tensor([i for i, _ in chunk]), device)
-        _, loss = model(inputs, captions)
-        count = int((captions[:, 1:] != CaptionVocab.PAD).sum())
-        total, words = total + loss.item() * count, words + count
-    model.train(was_training)
+    with evaluating(model):
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start:start + batch_size]
+            captions = pad_captions([c for _, c in chunk]).to(device)
+            inputs = images.batch(torch.tensor([i for i, _ in chunk]), device)
+            _, loss = model(inputs, captions)
+            count = int((captions[:, 1:] != CaptionVocab.PAD).sum())
+            total, words = total + loss.item() * count, words + count
     return total / max(words, 1)
 
 

@@ -25,7 +25,7 @@ from ..data.text import (
     windows,
 )
 from ..models.language_model import LanguageModel, LanguageModelConfig, detach_state
-from ..nn import CELL_KINDS, LSTMState
+from ..nn import CELL_KINDS, LSTMState, evaluating
 from ..train import distributed, run
 from ..train.run import open_run
 from ..train.runtime import resolve_device
@@ -173,16 +173,13 @@ class CharLMTask:
 def evaluate_ids(model: LanguageModel, ids: torch.Tensor, config: CharLMConfig,
                  device: torch.device) -> dict[str, float]:
     """Loss (nats/char), bits per char and perplexity over a whole stream, state carried."""
-    was_training = model.training
-    model.eval()
     total, count, hidden = 0.0, 0, None
-    with torch.no_grad():
+    with evaluating(model), torch.no_grad():
         # the windows keep the same rows throughout, so the state carries from one to the next
         for x, y, n_targets in windows(ids, config.eval_seq_len, config.eval_batch_size):
             _, loss, hidden = model(x.to(device), hidden, targets=y.to(device))
             total += loss.item() * n_targets
             count += n_targets
-    model.train(was_training)
     loss = total / count
     return {"loss": loss, "bpc": loss / math.log(2), "perplexity": math.exp(loss)}
 

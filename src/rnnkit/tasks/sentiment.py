@@ -25,6 +25,7 @@ from ..data.labelled import (
 from ..data.vectors import embedding_matrix, load_vectors, resolve_vectors
 from ..metrics import ClassificationReport, classification_report
 from ..models.classifier import ClassifierConfig, SequenceClassifier
+from ..nn import evaluating
 from ..train import distributed, run
 from ..train.run import open_run
 from ..train.runtime import resolve_device
@@ -218,17 +219,14 @@ class SentimentTask:
 def evaluate_batches(model: SequenceClassifier, batches: BucketBatches, labels: LabelSet,
                      device: torch.device) -> tuple[ClassificationReport, float]:
     """The classification report and the mean loss over every example of ``batches``."""
-    was_training = model.training
-    model.eval()
     predictions, targets, total = [], [], 0.0
-    with torch.no_grad():
+    with evaluating(model), torch.no_grad():
         for index in range(len(batches)):
             ids, lengths, gold = (t.to(device) for t in batches.batch(0, index))
             logits, loss = model(ids, lengths, targets=gold)
             predictions.append(logits.argmax(-1).cpu())
             targets.append(gold.cpu())
             total += loss.item() * len(gold)
-    model.train(was_training)
     predicted, gold = torch.cat(predictions), torch.cat(targets)
     return classification_report(predicted, gold, labels.names), total / len(gold)
 

@@ -18,6 +18,7 @@ import torch
 from ..data.parallel import PairBatches, filter_by_length, read_parallel
 from ..data.subword import Tokenizer
 from ..models.seq2seq import Seq2Seq, Seq2SeqConfig, Translation
+from ..nn import evaluating
 from ..train import distributed, run
 from ..train.run import open_run
 from ..train.runtime import resolve_device
@@ -192,15 +193,13 @@ class TranslateTask:
 @torch.no_grad()
 def validation_loss(model: Seq2Seq, batches: PairBatches, device: torch.device) -> float:
     """Mean cross-entropy per target token (teacher forcing, no smoothing, no dropout)."""
-    was_training = model.training
-    model.eval()
     total, tokens = 0.0, 0
-    for index in range(len(batches)):
-        source, source_lengths, target, _ = (t.to(device) for t in batches.batch(0, index))
-        _, loss = model(source, source_lengths, target)
-        count = int((target[:, 1:] != Tokenizer.PAD).sum())
-        total, tokens = total + loss.item() * count, tokens + count
-    model.train(was_training)
+    with evaluating(model):
+        for index in range(len(batches)):
+            source, source_lengths, target, _ = (t.to(device) for t in batches.batch(0, index))
+            _, loss = model(source, source_lengths, target)
+            count = int((target[:, 1:] != Tokenizer.PAD).sum())
+            total, tokens = total + loss.item() * count, tokens + count
     return total / max(tokens, 1)
 
 
