@@ -10,6 +10,7 @@ import re
 import socket
 import tarfile
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from rnnkit.data.download import (
     Resource,
     default_cache_dir,
     extract_tar,
+    extract_zip,
     fetch,
     sha256_of,
 )
@@ -63,7 +65,7 @@ def resource(url: str, sha256: str = hashlib.sha256(DATA).hexdigest(), **kw) -> 
 
 
 def test_registry():
-    assert {"sst2-train", "sst2-dev", "imdb"} <= set(RESOURCES)
+    assert {"sst2-train", "sst2-dev", "sst2-phrases", "imdb"} <= set(RESOURCES)
     for name, r in RESOURCES.items():
         assert r.name == name and re.fullmatch(r"[0-9a-f]{64}", r.sha256)
         assert r.url.startswith("https://")
@@ -183,3 +185,40 @@ def test_extract_not_a_tar(tmp_path):
     bad.write_bytes(b"not a tar")
     with pytest.raises(DownloadError, match="cannot extract"):
         extract_tar(bad, tmp_path / "out")
+
+
+def make_zip(path: Path, members: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as bundle:
+        for name, data in members.items():
+            bundle.writestr(name, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o120777 << 16  # a symbolic link, as Info-ZIP stores one
+            bundle.writestr(info, target)
+    return path
+
+
+def test_extract_zip(tmp_path):
+    archive = make_zip(tmp_path / "SST-2.zip", {"SST-2/train.tsv": b"sentence\tlabel\nfine \t1\n",
+                                                 "SST-2/dev.tsv": b"sentence\tlabel\n"})
+    out = extract_zip(archive, tmp_path / "out")
+    assert (out / "SST-2" / "train.tsv").read_bytes() == b"sentence\tlabel\nfine \t1\n"
+
+
+@pytest.mark.parametrize(("members", "links", "why"), [
+    ({"ok.txt": b"x", "../x": b"evil"}, None, "'..'"),
+    ({"/etc/x": b"evil"}, None, "absolute"),
+    ({}, {"link": "/etc/passwd"}, "link"),
+])
+def test_extract_zip_refuses_unsafe_members(tmp_path, members, links, why):
+    archive = make_zip(tmp_path / "bad.zip", members, links)
+    with pytest.raises(DownloadError, match=f"refusing member .*{re.escape(why)}"):
+        extract_zip(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # checked before anything is written
+
+
+def test_extract_not_a_zip(tmp_path):
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(DownloadError, match="cannot extract"):
+        extract_zip(bad, tmp_path / "out")

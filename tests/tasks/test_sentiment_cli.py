@@ -182,6 +182,31 @@ def test_download_fetches_checks_and_prints_the_train_command(tmp_path, monkeypa
     assert "sha256 mismatch for sst2-dev" in capsys.readouterr().err
 
 
+def test_download_sst2_phrases_extracts_glue_tsv_that_trains(tmp_path, monkeypatch, capsys):
+    import hashlib
+    import zipfile
+
+    from rnnkit.data import download
+    from rnnkit.data.labelled import read_labelled
+
+    archive = tmp_path / "SST-2.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:  # GLUE's layout: a header, text TAB label
+        bundle.writestr("SST-2/train.tsv", "sentence\tlabel\nhide new secretions \t0\n"
+                                           "a fine film \t1\n")
+        bundle.writestr("SST-2/dev.tsv", "sentence\tlabel\nit 's a charming journey . \t1\n")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    monkeypatch.setattr(download, "RESOURCES", {"sst2-phrases": download.Resource(
+        "sst2-phrases", archive.as_uri(), digest, "SST-2.zip")})
+    cache = tmp_path / "cache"
+    assert main(["sentiment", "download", "sst2-phrases", "--cache", str(cache)]) == 0
+    root = cache / "sst2-phrases" / "SST-2"
+    assert (f"--train {root / 'train.tsv'} --val {root / 'dev.tsv'}"
+            in capsys.readouterr().out)
+    examples = read_labelled(root / "train.tsv").examples  # the printed files read as they are
+    assert [(e.text, e.label) for e in examples] == [("hide new secretions", "0"),
+                                                    ("a fine film", "1")]
+
+
 @pytest.mark.parametrize(("truncation", "kept"), [
     ("head", ["w0", "w1", "w2", "w3", "w4"]),
     ("tail", ["w5", "w6", "w7", "w8", "w9"]),

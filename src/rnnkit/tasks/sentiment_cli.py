@@ -8,7 +8,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from ..data.download import DownloadError, extract_tar, fetch
+from ..data.download import DownloadError, extract_tar, extract_zip, fetch
 from ..data.labelled import LabelledDataError
 from ..data.vectors import VectorsError
 from ..metrics import plot_confusion
@@ -24,7 +24,8 @@ from .sentiment import (
 
 _DATA_MODEL = {f.name for f in fields(SentimentConfig)}
 # what `download` fetches per data set (names in rnnkit.data.download.RESOURCES)
-DATASETS = {"sst2": ("sst2-train", "sst2-dev"), "imdb": ("imdb",)}
+DATASETS = {"sst2": ("sst2-train", "sst2-dev"), "sst2-phrases": ("sst2-phrases",),
+            "imdb": ("imdb",)}
 BAD_INPUT = (ValueError, CheckpointError, LabelledDataError, VectorsError, FileNotFoundError,
              IsADirectoryError, DownloadError)
 
@@ -92,8 +93,10 @@ def add_parser(tasks) -> None:
     predict.add_argument("--html", help="write the explanation as an HTML page here")
     predict.add_argument("--device", default="auto")
 
-    download = actions.add_parser("download", help="fetch SST-2 or IMDB from their official "
-                                                   "sources (sha256-checked, cached)")
+    download = actions.add_parser(
+        "download", help="fetch SST-2 (sst2: sentences; sst2-phrases: GLUE's copy, every "
+                         "labelled phrase too) or IMDB from their official sources "
+                         "(sha256-checked, cached)")
     download.add_argument("dataset", choices=sorted(DATASETS))
     download.add_argument("--cache", metavar="DIR",
                           help="download folder (default: $RNNKIT_DATA or ~/.cache/rnnkit)")
@@ -113,6 +116,10 @@ def _download(args: argparse.Namespace) -> int:
         train, test = root / "aclImdb" / "train", root / "aclImdb" / "test"
         print(f"rnnkit sentiment train --train {train} --format imdb --out runs/imdb")
         print(f"rnnkit sentiment eval runs/imdb {test}")
+    elif args.dataset == "sst2-phrases":  # GLUE's copy: every labelled phrase, TSV with header
+        root = extract_zip(paths[0], paths[0].parent / "sst2-phrases") / "SST-2"
+        print(f"rnnkit sentiment train --train {root / 'train.tsv'} --val {root / 'dev.tsv'} "
+              "--out runs/sst2-phrases")
     else:
         train, dev = paths
         print(f"rnnkit sentiment train --train {train} --val {dev} --out runs/sst2")
