@@ -10,7 +10,9 @@ r"""Video: a CNN sees each sampled frame, an RNN reads the series of frame featu
     per frame:    y_t = W_hy h_t             a label per sampled frame (when the action is)
 
 over each clip's real frames only (short clips are padded and masked). With ``order_free`` the
-RNN is left out: ``y = W_hy relu(W_p mean_t f_t)`` (or ``y_t = W_hy relu(W_p f_t)`` per frame),
+RNN is left out and a hidden layer of H takes its place after the pooling, a Deep Sets model
+(Zaheer et al. 2017) that can compute any function of the set of frames:
+``y = W_hy relu(W_s mean_t x_t + b_s)`` (or ``y_t = W_hy relu(W_s x_t + b_s)`` per frame). It is
 the baseline that sees which frames a clip holds but not their order, so it cannot tell a
 motion from its reverse.
 """
@@ -23,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn import CELL_KINDS, LSTMState, Recurrent
+from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating
 from .encoders import SmallVGG, build_encoder
 
 __all__ = ["FrameModelConfig", "FrameSequenceModel"]
@@ -98,7 +100,10 @@ class FrameSequenceModel(nn.Module):
         D = 2 if config.bidirectional else 1
         if config.order_free:
             self.rnn = None
-            width = config.projection_size
+            # W_s, b_s: a nonlinear function of the pooled set (a linear head on a mean could
+            # not tell, e.g., a spread of positions along a row from one along a column)
+            self.set_layer = nn.Linear(config.projection_size, config.hidden_size)
+            width = config.hidden_size
         else:
             self.rnn = Recurrent(config.cell, config.projection_size, config.hidden_size,
                                  config.num_layers, bidirectional=config.bidirectional,
@@ -127,9 +132,10 @@ class FrameSequenceModel(nn.Module):
         x = self.drop(F.relu(self.project(features)))  # (B, T, C) -> (B, T, E)
         if self.rnn is None:
             if self.config.per_frame:
-                out = x  # (B, T, E): each frame alone
-            else:  # the mean over the real frames: order-free by construction
-                out = (x * mask.unsqueeze(-1)).sum(1) / lengths.unsqueeze(1).to(x.dtype)
+                pooled = x  # (B, T, E): each frame alone
+            else:  # the mean over the real frames: order-free by construction, (B, E)
+                pooled = (x * mask.unsqueeze(-1)).sum(1) / lengths.unsqueeze(1).to(x.dtype)
+            out = F.relu(self.set_layer(pooled))  # (..., E) -> (..., H)
         else:
             states, final = self.rnn(x, lengths=lengths)  # (B, T, E) -> (B, T, D*H)
             out = states if self.config.per_frame else self._pool(states, final, mask, lengths)
@@ -158,9 +164,5 @@ class FrameSequenceModel(nn.Module):
     @torch.no_grad()
     def predict_proba(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Class probabilities, ``(B, K)`` or ``(B, T, K)``, in evaluation mode."""
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             return self(inputs, lengths)[0].softmax(dim=-1)
-        finally:
-            self.train(was_training)

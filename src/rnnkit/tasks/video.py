@@ -33,13 +33,14 @@ from ..data.video import (
 from ..metrics import ClassificationReport, classification_report
 from ..models.encoders import build_encoder
 from ..models.frames import FrameModelConfig, FrameSequenceModel
+from ..nn import evaluating
 from ..train import distributed, run
 from ..train.run import open_run
 from ..train.runtime import resolve_device
 from ..train.trainer import StepOutput, TrainResult
 
 KIND = "video"
-TRAIN_DEFAULTS = {"learning_rate": 3e-3, "eval_every": 100, "patience": 8, "warmup_steps": 50}
+TRAIN_DEFAULTS = {"learning_rate": 3e-3, "eval_every": 100, "patience": 15, "warmup_steps": 50}
 MOTION_SEEDS = {"train": 0, "val": 1, "test": 2}
 BACKGROUND = "background"  # the label of frames outside every segment (per-frame models)
 
@@ -54,7 +55,7 @@ class VideoConfig:
     val_split: str | None = None
     val_csv: str | None = None
     val_fraction: float = 0.1
-    motions: int = 100  # built-in: clips per motion class to train on (validation: a fifth)
+    motions: int = 300  # built-in: clips per motion class to train on (validation: a fifth)
     motions_dir: str | None = None  # where the built-in clips are written (None: RUN_DIR/motions)
     fps: float = 1.0  # frames sampled per second of video
     max_frames: int = 30  # at most this many, spread over the whole clip
@@ -294,22 +295,20 @@ def evaluate_clips(model: FrameSequenceModel, clips: ClipSet, labels: LabelSet,
                    device: torch.device, batch_size: int = 32
                    ) -> tuple[ClassificationReport, float]:
     """The report (per clip, or per real frame) and the mean loss."""
-    was_training = model.training
-    model.eval()
     predicted, gold, total = [], [], 0.0
-    for start in range(0, len(clips), batch_size):
-        index = torch.arange(start, min(start + batch_size, len(clips)))
-        inputs, lengths, targets = clips.batch(index, device)
-        logits, loss = model(inputs, lengths, targets)
-        total += loss.item() * len(index)
-        if model.config.per_frame:
-            real = targets != -100  # (B, T)
-            predicted.append(logits.argmax(-1)[real].cpu())
-            gold.append(targets[real].cpu())
-        else:
-            predicted.append(logits.argmax(-1).cpu())
-            gold.append(targets.cpu())
-    model.train(was_training)
+    with evaluating(model):
+        for start in range(0, len(clips), batch_size):
+            index = torch.arange(start, min(start + batch_size, len(clips)))
+            inputs, lengths, targets = clips.batch(index, device)
+            logits, loss = model(inputs, lengths, targets)
+            total += loss.item() * len(index)
+            if model.config.per_frame:
+                real = targets != -100  # (B, T)
+                predicted.append(logits.argmax(-1)[real].cpu())
+                gold.append(targets[real].cpu())
+            else:
+                predicted.append(logits.argmax(-1).cpu())
+                gold.append(targets.cpu())
     report = classification_report(torch.cat(predicted), torch.cat(gold), labels.names)
     return report, total / len(clips)
 

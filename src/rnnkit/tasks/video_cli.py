@@ -38,7 +38,7 @@ def add_parser(tasks) -> None:
     data.add_argument("--val-root", metavar="DIR")
     data.add_argument("--val-split", metavar="LIST.txt")
     data.add_argument("--val-csv", metavar="FILE")
-    data.add_argument("--motions", type=int, help="built-in clips per class (default 100)")
+    data.add_argument("--motions", type=int, help="built-in clips per class (default 300)")
     data.add_argument("--motions-dir", metavar="DIR", help="where built-in clips are written")
     data.add_argument("--fps", type=float, help="frames sampled per second (default 1)")
     data.add_argument("--max-frames", type=int, help="at most this many per clip (default 30)")
