@@ -21,17 +21,16 @@ horizontally or vertically, change size or turn, but not which way: within each 
 chance, so its ceiling is 62.5% (all of ``bounce`` and ``rotate``, half of the rest), and it
 does not get there (a bounce's frames are points along a segment, as a straight move's, only
 visited twice). An RNN reading the frames in order can be right on all of them. This holds
-for the sampled frames too: a clip
-has frames at 0, 1/fps, ...,
-``seconds``, so with the defaults (41 frames, a file of 10.25 s) sampling at 1 FPS takes frames
-2, 6, ..., 38, a set that reversal maps onto itself (only lossy compression, which is not
-symmetric in time, tells the files apart: by 1.5 levels in the mean).
+for the sampled frames too: a clip has frames at 0, 1/fps, ..., ``seconds``, so with the
+defaults (41 frames, a file of 10.25 s) sampling at 1 FPS takes frames 2, 6, ..., 38, a set
+that reversal maps onto itself (only lossy compression, which is not symmetric in time, tells
+the files apart: by 1.5 levels in the mean).
 
 A turn's direction is not a class: with clockwise and anticlockwise as two classes, the small
 CNN + GRU trained from scratch stayed at chance between them (600 clips of each, 4 minutes),
 although the principal axis of the shape's pixels tells them apart on every clip. Comparing
 orientations from one frame to the next is a product of two learned features, which such a
-model does not find from this signal; the issue behind this dataset lists "rotating" as one.
+model does not find from this signal. So turning is one class, either way.
 
 Designed for the classifier's default of 1 frame per second (:func:`rnnkit.data.video.
 sample_times`): the shape moves for ``seconds`` = 10 s at a file rate of ``fps`` = 4, so 41
