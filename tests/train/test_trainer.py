@@ -69,6 +69,31 @@ def test_training_lowers_the_loss_and_writes_the_run(tmp_path) -> None:
     assert load_checkpoint(tmp_path / LAST, kind="charlm").state["progress"]["step"] == 60
 
 
+def test_updates_match_a_plain_adamw_loop(tmp_path) -> None:
+    """The trainer's fused AdamW, schedule and clipping against the textbook loop: torch's
+    per-tensor AdamW, the same learning rate per step, the same clipped gradients."""
+    config = TrainConfig(max_steps=12, eval_every=100, learning_rate=1e-2, warmup_steps=3,
+                         weight_decay=0.1, grad_clip=0.5)
+    trainer = Trainer(small_task(dropout=0.0), config, tmp_path, progress=False)
+    assert trainer.optimizer.defaults["fused"]
+    reference = small_task(dropout=0.0)
+    model = reference.model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1.0, weight_decay=0.1, foreach=False)
+    for step in range(12):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, config, horizon=12)
+        optimizer.zero_grad()
+        reference.training_step(model, reference.train_batch(step)).loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        optimizer.step()
+    trainer.fit()
+    moved = 0.0
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(trainer.model.state_dict()[name], value, rtol=1e-4, atol=1e-5)
+        moved = max(moved, float((value - small_task().model.state_dict()[name]).abs().max()))
+    assert moved > 1e-2  # the weights did move: the comparison is not of two untrained models
+
+
 class KilledAt(Exception):
     pass
 
