@@ -10,8 +10,14 @@ import argparse
 import sys
 
 from . import __version__
+from .errors import RnnkitError
 from .inspect import cli as inspect_cli
 from .tasks import caption_cli, charlm_cli, sentiment_cli, translate_cli, video_cli
+
+# what exits with code 2: rnnkit's own errors (every reader's and checkpoint's), the other
+# ValueErrors of bad settings, a missing or misplaced path, and an optional extra not installed
+BAD_INPUT = (RnnkitError, ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+             ImportError)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -61,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         task = tasks[args.task]
         try:
             return task.run(args)
-        except task.BAD_INPUT as error:
+        except BAD_INPUT as error:
             print(f"rnnkit {args.task} {args.action}: error: {error}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:

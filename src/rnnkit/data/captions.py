@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from ..errors import RnnkitError
 from .labelled import tokenize
 
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -34,7 +35,7 @@ _FLICKR_SUFFIX = re.compile(r"(\.jpe?g)\.\d+$", re.IGNORECASE)
 _FLICKR_NUMBER = re.compile(r"#\d+$")  # "#0".."#4": the caption's number, not part of the name
 
 
-class CaptionDataError(ValueError):
+class CaptionDataError(RnnkitError):
     """Bad caption input; the message names the file and line (``path:line``) or JSON path
     (``path: annotations[3]``) and what was expected."""
 

@@ -26,11 +26,13 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from ..errors import RnnkitError
+
 _CHUNK = 1 << 20  # bytes per read while downloading and hashing
 _TIMEOUT_S = 60  # per socket operation, not for the whole download
 
 
-class DownloadError(RuntimeError):
+class DownloadError(RnnkitError):
     """A download that failed or did not match its checksum; the message says what to do."""
 
 

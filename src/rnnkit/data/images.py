@@ -33,6 +33,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 from tqdm import tqdm
 
+from ..errors import RnnkitError
 from .captions import CaptionedImage
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB mean of ImageNet's training images, on [0, 1]
@@ -43,7 +44,7 @@ _STD = np.array(IMAGENET_STD, dtype=np.float32)  # (3,)
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")  # 16-bit grey PNG/TIFF: PIL clips to RGB
 
 
-class ImageError(ValueError):
+class ImageError(RnnkitError):
     """An image that cannot be used; the message is ``"path: what is wrong"``."""
 
 

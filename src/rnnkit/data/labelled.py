@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import RnnkitError
+
 FORMATS = ("auto", "csv", "tsv", "jsonl", "sst", "imdb")
 DEFAULT_TEXT_COLUMNS = ("text", "sentence", "review")  # looked for in this order, any case
 DEFAULT_LABEL_COLUMNS = ("label", "sentiment", "polarity")
@@ -47,7 +49,7 @@ _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
-class LabelledDataError(ValueError):
+class LabelledDataError(RnnkitError):
     """Bad labelled input; the message names the file and line (``path:line``)."""
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import RnnkitError
 from .captions import CaptionVocab
 from .labelled import BucketBatches
 
@@ -40,7 +41,7 @@ PAD, START, END = CaptionVocab.PAD, CaptionVocab.START, CaptionVocab.END  # ids 
 StrPath = str | os.PathLike[str]  # a file path
 
 
-class ParallelDataError(ValueError):
+class ParallelDataError(RnnkitError):
     """Bad parallel input; the message names the file and line (``path:line``) or both files."""
 
 

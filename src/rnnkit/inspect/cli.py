@@ -9,11 +9,9 @@ from pathlib import Path
 
 import torch
 
-from ..data.text import TextDataError
-from ..train.checkpoint import CheckpointError, atomic_write_bytes
+from ..train.checkpoint import atomic_write_bytes
 from ..train.runtime import parse_duration
 
-BAD_INPUT = (ValueError, CheckpointError, TextDataError, FileNotFoundError, IsADirectoryError)
 CELLS = ("rnn_tanh", "lstm", "gru")
 
 

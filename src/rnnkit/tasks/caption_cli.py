@@ -10,16 +10,12 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from ..data.captions import CaptionDataError
-from ..data.images import ImageError
 from ..data.scenes import SceneConfig, generate_scenes
-from ..train.checkpoint import CheckpointError, atomic_write_bytes
+from ..train.checkpoint import atomic_write_bytes
 from .caption import CaptionConfig, TrainedCaptioner, html_page, train
 from .common_cli import TRAIN_FIELDS, add_run_options, given
 
 _DATA_MODEL = {f.name for f in fields(CaptionConfig)}
-BAD_INPUT = (ValueError, CheckpointError, CaptionDataError, ImageError, FileNotFoundError,
-             IsADirectoryError)
 
 
 def _data_options(group, prefix: str = "") -> None:

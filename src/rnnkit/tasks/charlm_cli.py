@@ -7,7 +7,6 @@ import json
 import sys
 from dataclasses import fields
 
-from ..train.checkpoint import CheckpointError
 from ..train.runtime import resolve_device
 from ..train.trainer import TrainConfig
 from .charlm import CharLMConfig, TrainedModel, train
@@ -161,4 +160,3 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-BAD_INPUT = (ValueError, CheckpointError, FileNotFoundError, IsADirectoryError)

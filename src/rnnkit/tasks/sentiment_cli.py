@@ -8,11 +8,9 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from ..data.download import DownloadError, extract_tar, extract_zip, fetch
-from ..data.labelled import LabelledDataError
-from ..data.vectors import VectorsError
+from ..data.download import extract_tar, extract_zip, fetch
 from ..metrics import plot_confusion
-from ..train.checkpoint import CheckpointError, atomic_write_bytes
+from ..train.checkpoint import atomic_write_bytes
 from .common_cli import TRAIN_FIELDS, add_run_options, given
 from .sentiment import (
     SentimentConfig,
@@ -26,8 +24,6 @@ _DATA_MODEL = {f.name for f in fields(SentimentConfig)}
 # what `download` fetches per data set (names in rnnkit.data.download.RESOURCES)
 DATASETS = {"sst2": ("sst2-train", "sst2-dev"), "sst2-phrases": ("sst2-phrases",),
             "imdb": ("imdb",)}
-BAD_INPUT = (ValueError, CheckpointError, LabelledDataError, VectorsError, FileNotFoundError,
-             IsADirectoryError, DownloadError)
 
 
 def _data_options(parser: argparse.ArgumentParser) -> None:

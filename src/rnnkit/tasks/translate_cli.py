@@ -8,14 +8,11 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from ..data.parallel import ParallelDataError, read_aligned
-from ..train.checkpoint import CheckpointError
+from ..data.parallel import read_aligned
 from .common_cli import TRAIN_FIELDS, add_run_options, given
 from .translate import TrainedTranslator, TranslateConfig, plot_attention, train
 
 _DATA_MODEL = {f.name for f in fields(TranslateConfig)}
-BAD_INPUT = (ValueError, CheckpointError, ParallelDataError, FileNotFoundError,
-             IsADirectoryError, ImportError)
 
 
 def _decode_options(parser) -> None:

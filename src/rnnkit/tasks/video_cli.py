@@ -8,15 +8,11 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from ..data.video import VideoError
 from ..metrics import plot_confusion
-from ..train.checkpoint import CheckpointError
 from .common_cli import TRAIN_FIELDS, add_run_options, given
 from .video import TrainedVideoModel, VideoConfig, train
 
 _DATA_MODEL = {f.name for f in fields(VideoConfig)}
-BAD_INPUT = (ValueError, CheckpointError, VideoError, FileNotFoundError, IsADirectoryError,
-             ImportError)
 
 
 def _data_options(group) -> None:

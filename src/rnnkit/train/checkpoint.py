@@ -33,6 +33,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
+from ..errors import RnnkitError
+
 FORMAT_VERSION = 1
 
 _WEIGHTS = "weights/"  # tensor-name prefix of the model's state_dict
@@ -46,7 +48,7 @@ _NUMPY_SCALARS = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", 
                   "uint64", "float16", "float32", "float64")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(RnnkitError):
     """A checkpoint file that cannot be used; the message names the file and what was expected."""
 
 
