@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from rnnkit.data.text import CharVocab
+from rnnkit.models.language_model import LanguageModelConfig
 from rnnkit.tasks.charlm import CharLMConfig, CharLMData, CharLMTask
 from rnnkit.train.checkpoint import load_checkpoint
 from rnnkit.train.trainer import (
@@ -31,8 +32,9 @@ def small_task(seed: int = 0, dropout: float = 0.1) -> CharLMTask:
     vocab = CharVocab.from_text(TEXT)
     ids = vocab.encode(TEXT)
     split = int(len(ids) * 0.9)
-    config = CharLMConfig(hidden_size=16, embedding_size=8, num_layers=2, dropout=dropout,
-                          seq_len=8, batch_size=4, eval_seq_len=16, eval_batch_size=4)
+    config = CharLMConfig(seq_len=8, batch_size=4, eval_seq_len=16, eval_batch_size=4,
+                          model=LanguageModelConfig(hidden_size=16, embedding_size=8,
+                                                    num_layers=2, dropout=dropout))
     return CharLMTask(config, CharLMData(vocab, ids[:split], ids[split:], "test"),
                       torch.device("cpu"))
 

@@ -444,7 +444,7 @@ def train(out: str | Path | None = None, *, resume: str | Path | None = None,
     ``options``: fields of :class:`CaptionConfig` and of :class:`rnnkit.train.TrainConfig`.
     Without a time budget or ``max_steps``, ten minutes (early stop may end it sooner).
     """
-    run_plan = run.plan(KIND, {f.name for f in fields(CaptionConfig)}, options, out=out,
+    run_plan = run.plan_fields(KIND, {f.name for f in fields(CaptionConfig)}, options, out=out,
                         resume=resume, time_budget=time_budget, max_steps=max_steps,
                         train_defaults=TRAIN_DEFAULTS, default_budget=600.0)
     config = CaptionConfig.from_dict(run_plan.task_values)

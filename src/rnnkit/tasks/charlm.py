@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
+from ..config import option
 from ..data.text import (
     CharVocab,
     StatefulBatches,
@@ -25,68 +26,40 @@ from ..data.text import (
     windows,
 )
 from ..models.language_model import LanguageModel, LanguageModelConfig, detach_state
-from ..nn import CELL_KINDS, LSTMState, evaluating
-from ..train import distributed, run
-from ..train.run import open_run
-from ..train.runtime import resolve_device
-from ..train.trainer import StepOutput, TrainResult
+from ..nn import LSTMState, evaluating
+from ..train.run import SavedRun
+from ..train.trainer import StepOutput
+from . import base
 
-KIND = "charlm"
-# the trainer's settings this task is best with: a small text overfits within minutes (the
-# built-in corpus did after 1,500 steps), so stop after 4 evaluations without progress
-TRAIN_DEFAULTS = {"learning_rate": 3e-3, "patience": 4}
 LONG_BUDGET = 300.0  # seconds from which the larger recipe below learns more
-
-
-def recipe(time_budget: float | None) -> dict:
-    """The model settings that did best here (2 CPU cores, tiny Shakespeare) for the budget.
-
-    Within 75 s a 1x256 LSTM without dropout reached val loss 1.50 (a 1x512: 1.63, too few
-    steps); within 10 minutes a 1x512 overfits after two minutes without dropout (best 1.52)
-    and keeps improving with dropout 0.25 (1.45 after 7 minutes).
-    """
-    if time_budget is not None and time_budget >= LONG_BUDGET:
-        return {"hidden_size": 512, "dropout": 0.25}
-    return {}
 
 
 @dataclass
 class CharLMConfig:
-    text: str | None = None  # training text: a UTF-8 file or a folder; None = the built-in corpus
-    val: str | None = None  # validation text; None = the last val_fraction of the training text
-    val_fraction: float = 0.1  # the held-out tail (char-rnn's and nanoGPT's 90/10 split)
-    encoding_errors: str = "strict"  # "replace" turns bytes that are not UTF-8 into U+FFFD
-    cell: str = "lstm"  # rnn_tanh | rnn_relu | lstm | gru | layernorm_lstm
-    num_layers: int = 1  # on 2 CPU cores one level learns fastest per second
-    hidden_size: int = 256  # val loss 1.50 on tiny Shakespeare in 75 s here (512: 1.63)
-    embedding_size: int = 64
-    dropout: float = 0.0  # within a short budget the model underfits: no dropout
-    tie_weights: bool = False
-    seq_len: int = 50  # steps of backpropagation through time per update
-    batch_size: int = 32  # parallel rows of text per update
-    eval_seq_len: int = 256  # evaluation needs no gradients: longer windows, fewer calls
-    eval_batch_size: int = 64
+    text: str | None = option(None, "UTF-8 text file or folder (default: the built-in corpus, "
+                                    "the Python language reference shipped with Python)")
+    val: str | None = option(None, "validation text (default: the last --val-fraction of the "
+                                   "training text)")
+    val_fraction: float = option(0.1, "the held-out tail (char-rnn's and nanoGPT's 90/10)")
+    encoding_errors: str = option("strict", "what to do with bytes that are not UTF-8: "
+                                            "replace turns them into U+FFFD",
+                                  choices=("strict", "replace"))
+    seq_len: int = option(50, "steps of backpropagation through time per update")
+    batch_size: int = option(32, "parallel rows of text per update")
+    eval_seq_len: int = option(256, "evaluation needs no gradients: longer windows, fewer calls",
+                               cli=False)
+    eval_batch_size: int = option(64, "rows of text per evaluation batch", cli=False)
+    model: LanguageModelConfig = option(factory=LanguageModelConfig)
 
     def __post_init__(self) -> None:
-        if self.cell not in CELL_KINDS:
-            raise ValueError(f"unknown cell {self.cell!r}: expected one of {', '.join(CELL_KINDS)}")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.encoding_errors not in ("strict", "replace"):
             raise ValueError("encoding_errors must be 'strict' or 'replace', got "
                              f"{self.encoding_errors!r}")
-        for name in ("num_layers", "hidden_size", "seq_len", "batch_size", "eval_seq_len",
-                     "eval_batch_size"):
+        for name in ("seq_len", "batch_size", "eval_seq_len", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> CharLMConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown charlm config keys: {', '.join(unknown)}")
-        return cls(**values)
 
 
 @dataclass
@@ -112,27 +85,54 @@ def load_data(config: CharLMConfig) -> CharLMData:
     return CharLMData(vocab, vocab.encode(text), vocab.encode(val_text), source)  # has an id
 
 
-def model_config(config: CharLMConfig, vocab_size: int) -> LanguageModelConfig:
-    return LanguageModelConfig(vocab_size=vocab_size, cell=config.cell,
-                               num_layers=config.num_layers, hidden_size=config.hidden_size,
-                               embedding_size=config.embedding_size, dropout=config.dropout,
-                               tie_weights=config.tie_weights)
+class CharLMTask(base.Task):
+    """The text is one stream of characters cut into ``batch_size`` rows; each step reads the
+    next ``seq_len`` characters of every row and carries the hidden state over (truncated
+    BPTT)."""
 
-
-class CharLMTask:
-    """The trainer's view of the character model (see :class:`rnnkit.train.trainer.Task`)."""
-
-    kind = KIND
-    monitor = "loss"
+    kind = "charlm"
+    Config = CharLMConfig
+    # a small text overfits within minutes (the built-in corpus did after 1,500 steps), so stop
+    # after 4 evaluations without progress
+    train_defaults = {"learning_rate": 3e-3, "patience": 4}
+    default_budget = 120.0
 
     def __init__(self, config: CharLMConfig, data: CharLMData, device: torch.device,
-                 context: distributed.DistContext | None = None) -> None:
-        context = context or distributed.DistContext()
-        self.settings, self.data, self.device = config, data, device
-        self.model = LanguageModel(model_config(config, len(data.vocab)))
+                 context=None) -> None:
+        super().__init__(config, data, device, context)
         self.batches = StatefulBatches(data.train_ids, config.batch_size, config.seq_len,
-                                       rank=context.rank, world_size=context.world_size)
+                                       rank=self.context.rank,
+                                       world_size=self.context.world_size)
         self.hidden = None  # the state carried from one batch to the next (truncated BPTT)
+
+    @classmethod
+    def recipe(cls, time_budget: float | None) -> dict:
+        """Within 75 s a 1x256 LSTM without dropout reached val loss 1.50 (a 1x512: 1.63, too
+        few steps); within 10 minutes a 1x512 overfits after two minutes without dropout (best
+        1.52) and keeps improving with dropout 0.25 (1.45 after 7 minutes)."""
+        if time_budget is not None and time_budget >= LONG_BUDGET:
+            return {"hidden_size": 512, "dropout": 0.25}
+        return {}
+
+    @classmethod
+    def load_data(cls, config: CharLMConfig, *, run_dir: Path, progress: bool) -> CharLMData:
+        return load_data(config)
+
+    def build_model(self) -> LanguageModel:
+        return LanguageModel(replace(self.settings.model, vocab_size=len(self.data.vocab)))
+
+    def summary(self) -> str:
+        model, data = self.settings.model, self.data
+        return (f"training a {model.num_layers}x{model.hidden_size} {model.cell} "
+                f"({self.model.num_parameters():,} parameters) on {data.source}: "
+                f"{len(data.train_ids):,} training and {len(data.val_ids):,} validation "
+                f"characters, {len(data.vocab)} distinct")
+
+    def saved(self) -> dict:
+        return {"vocab": self.data.vocab.to_json()}
+
+    def files(self) -> dict:
+        return {"vocab.json": self.data.vocab.to_json()}
 
     def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.batches.starts_epoch(step):
@@ -151,10 +151,6 @@ class CharLMTask:
 
     def describe(self, loss: float) -> dict[str, float]:
         return {"bpc": loss / math.log(2)}
-
-    def config(self) -> dict:
-        return {"charlm": asdict(self.settings), "vocab": self.data.vocab.to_json(),
-                "model": asdict(self.model.config)}
 
     def state_dict(self) -> dict:
         if self.hidden is None:
@@ -185,64 +181,56 @@ def evaluate_ids(model: LanguageModel, ids: torch.Tensor, config: CharLMConfig,
 
 
 # --------------------------------------------------------------------------- trained runs
-def train(out: str | Path | None = None, *, resume: str | Path | None = None,
-          device: str | torch.device = "auto", progress: bool = True,
-          time_budget: str | float | None = None, max_steps: int | None = None,
-          **options) -> TrainedModel | None:
-    """Train a character model into the run folder ``out`` (or continue the run ``resume``).
-
-    ``options`` are the fields of :class:`CharLMConfig` (data and model: ``text``, ``cell``,
-    ``hidden_size``...) and of :class:`rnnkit.train.TrainConfig` (``learning_rate``,
-    ``eval_every``...); ``time_budget`` takes ``"75s"``, ``"10m"`` or seconds. Without a budget or
-    ``max_steps``, two minutes. Returns the best model (``None`` on ranks other than 0 under
-    ``torchrun``). Example::
+def train(out: str | Path | None = None, **options) -> TrainedModel | None:
+    """Train a character model into the run folder ``out`` (see :func:`rnnkit.tasks.base.train`
+    for the options). Without a budget or ``max_steps``, two minutes. Example::
 
         model = train("runs/shakespeare", text="input.txt", time_budget="75s")
         print("".join(model.sample("ROMEO:", 200, temperature=0.8)))
     """
-    run_plan = run.plan(KIND, {f.name for f in fields(CharLMConfig)}, options, out=out,
-                        resume=resume, time_budget=time_budget, max_steps=max_steps,
-                        train_defaults=TRAIN_DEFAULTS, default_budget=120.0, recipe=recipe)
-    config = CharLMConfig.from_dict(run_plan.task_values)
-
-    def build(device: torch.device, context: distributed.DistContext):
-        data = load_data(config)
-        task = CharLMTask(config, data, device, context)
-        message = (f"training a {config.num_layers}x{config.hidden_size} {config.cell} "
-                   f"({task.model.num_parameters():,} parameters) on {data.source}: "
-                   f"{len(data.train_ids):,} training and {len(data.val_ids):,} validation "
-                   f"characters, {len(data.vocab)} distinct")
-        return task, message, {"vocab.json": data.vocab.to_json()}
-
-    result, device = run.execute(run_plan, build, device=device, progress=progress)
-    if result is None:  # a rank other than 0
-        return None
-    trained = TrainedModel.load(run_plan.run_dir, device)
-    trained.result = result
-    return trained
+    return base.train(CharLMTask, out, **options)
 
 
 @dataclass
-class TrainedModel:
-    """A model loaded from a run folder (or one of its checkpoint files), ready to use."""
+class SampleOptions:
+    """How to sample: ``rnnkit charlm sample``'s options and :meth:`TrainedModel.predict`'s."""
 
-    model: LanguageModel
+    length: int = option(500, "characters to generate")
+    temperature: float = option(1.0, "below 1: safer; above 1: more surprising")
+    top_k: int | None = option(None, "sample among the k likeliest characters only")
+    top_p: float | None = option(None, "sample among the likeliest characters whose "
+                                       "probabilities add up to p, in (0, 1]")
+    greedy: bool = option(False, "always the likeliest character")
+    seed: int | None = option(None, "for reproducible samples")
+    skip_unknown: bool = option(False, "drop prime characters the model never saw")
+
+    def __post_init__(self) -> None:
+        if self.length < 0:
+            raise ValueError(f"--length must be >= 0, got {self.length}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"--top-p: expected a value in (0, 1], got {self.top_p}")
+
+
+@dataclass(kw_only=True)
+class TrainedModel(base.Trained):
+    """A character model loaded from a run folder (or one of its checkpoint files)."""
+
+    task = CharLMTask
     vocab: CharVocab
-    config: CharLMConfig
-    path: Path
-    metrics: dict = field(default_factory=dict)  # the best checkpoint's validation metrics
-    result: TrainResult | None = None  # how training went, when this came from train()
 
     @classmethod
-    def load(cls, run: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
-        device = resolve_device(device)
-        saved_run = open_run(run, KIND, device)
-        task_config = saved_run.task
-        config = CharLMConfig.from_dict(task_config["charlm"])
-        vocab = CharVocab.from_json(task_config["vocab"])
-        model = LanguageModel(LanguageModelConfig(**task_config["model"]))
-        saved_run.restore(model, device)
-        return cls(model, vocab, config, saved_run.path, saved_run.metrics)
+    def build(cls, model_config: LanguageModelConfig) -> LanguageModel:
+        return LanguageModel(model_config)
+
+    @classmethod
+    def restore(cls, saved: SavedRun, config: CharLMConfig, device: torch.device) -> dict:
+        return {"vocab": CharVocab.from_json(saved.task["vocab"])}
+
+    def predict(self, inputs: list[str], **options) -> list[dict]:
+        """One sample after each prime of ``inputs`` (options: :class:`SampleOptions`)."""
+        settings = SampleOptions(**options)
+        return [{"prime": prime, "text": "".join(self.sample(prime, **vars(settings)))}
+                for prime in inputs]
 
     def _generator(self, seed: int | None) -> torch.Generator | None:
         if seed is None:
@@ -294,3 +282,7 @@ class TrainedModel:
         ids = self.vocab.encode(text)
         device = self.model.head.weight.device
         return evaluate_ids(self.model, ids, self.config, device)
+
+
+TASK = CharLMTask
+CharLMTask.Trained = TrainedModel

@@ -1,4 +1,6 @@
-"""What every task's command line shares: the run options of ``train``, durations, and the
+"""(Transitional: the CLI of the tasks not yet on tasks.cli; removed once every task is.)
+
+What every task's command line shares: the run options of ``train``, durations, and the
 options a user actually gave."""
 
 from __future__ import annotations

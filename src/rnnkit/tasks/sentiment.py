@@ -241,7 +241,7 @@ def train(out: str | Path | None = None, *, resume: str | Path | None = None,
     ``options``: fields of :class:`SentimentConfig` and of :class:`rnnkit.train.TrainConfig`.
     Without a time budget or ``max_steps``, ten minutes (early stop usually ends it sooner).
     """
-    run_plan = run.plan(KIND, {f.name for f in fields(SentimentConfig)}, options, out=out,
+    run_plan = run.plan_fields(KIND, {f.name for f in fields(SentimentConfig)}, options, out=out,
                         resume=resume, time_budget=time_budget, max_steps=max_steps,
                         train_defaults=TRAIN_DEFAULTS, default_budget=600.0)
     config = SentimentConfig.from_dict(run_plan.task_values)

@@ -230,7 +230,7 @@ def train(out: str | Path | None = None, *, resume: str | Path | None = None,
     ``options``: fields of :class:`TranslateConfig` and of :class:`rnnkit.train.TrainConfig`.
     Without a time budget or ``max_steps``, 45 minutes (early stop may end it sooner).
     """
-    run_plan = run.plan(KIND, {f.name for f in fields(TranslateConfig)}, options, out=out,
+    run_plan = run.plan_fields(KIND, {f.name for f in fields(TranslateConfig)}, options, out=out,
                         resume=resume, time_budget=time_budget, max_steps=max_steps,
                         train_defaults=TRAIN_DEFAULTS, default_budget=2700.0)
     config = TranslateConfig.from_dict(run_plan.task_values)

@@ -239,6 +239,18 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None,
                       config=_config_metadata(path, metadata), state=state, path=path)
 
 
+def read_kind(path: str | os.PathLike) -> str:
+    """The task that wrote the checkpoint at ``path`` (its header only: no tensor is read)."""
+    path = Path(path)
+    _require_file(path, "an rnnkit checkpoint (.safetensors)")
+    try:
+        with safe_open(path, framework="pt", device="cpu") as reader:
+            return _checked_metadata(path, reader.metadata(), None)["rnnkit_kind"]
+    except SafetensorError as error:
+        raise CheckpointError(f"{path} is not an rnnkit checkpoint (truncated or not a "
+                              f"safetensors file: {' '.join(str(error).split())})") from error
+
+
 def _read_checkpoint(path: Path, kind: str | None) -> tuple[dict[str, str], dict[str, Tensor]]:
     """The checked metadata and all tensors (on the CPU) of the file at ``path``.
 

@@ -11,11 +11,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from ..config import flat_fields, flatten, from_dict, nest, to_dict
 from . import distributed
-from .checkpoint import load_checkpoint, save_json
+from .checkpoint import load_checkpoint, read_kind, save_json
 from .runtime import parse_duration, resolve_device
 from .trainer import BEST, LAST, Task, TrainConfig, Trainer, TrainResult
 
@@ -25,15 +27,58 @@ _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)} - {"time_budget", "max_ste
 @dataclass
 class Plan:
     run_dir: Path
-    task_values: dict  # the task config's fields: given (new run) or saved (resumed run)
+    config: Any  # the task's config: from the options given (new run) or saved (resumed run)
     train: TrainConfig
     resume: bool
 
 
-def plan(kind: str, task_fields: set[str], options: dict, *, out, resume, time_budget,
+def plan(kind: str, config_class: type, options: dict, *, out, resume, time_budget,
          max_steps, train_defaults: dict, default_budget: float,
          recipe: Callable[[float | None], dict] | None = None) -> Plan:
-    """Check ``options`` (task config and TrainConfig fields) and settle the run's settings."""
+    """Check ``options`` (the task config's fields, flat, and TrainConfig's) and settle the
+    run's settings."""
+    task_fields = set(flat_fields(config_class))
+    unknown = sorted(set(options) - task_fields - _TRAIN_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown options: {', '.join(unknown)}")
+    given_task = {k: v for k, v in options.items() if k in task_fields}
+    given_train = {k: v for k, v in options.items() if k in _TRAIN_FIELDS}
+    if resume is not None:
+        if out is not None and Path(out) != Path(resume):
+            raise ValueError("resume continues a run in its own folder: drop --out")
+        run_dir = Path(resume)
+        saved = load_checkpoint(run_dir / LAST, kind=kind).config
+        config = from_dict(config_class, saved["task"][kind], where=str(run_dir / LAST))
+        saved_values = flatten(to_dict(config))
+        changed = sorted(k for k, v in given_task.items() if v != saved_values.get(k))
+        if changed:
+            raise ValueError("a resumed run keeps its data and model; these options differ "
+                             f"from the run's: {', '.join(changed)}")
+        train_values = {**saved["train"], **given_train}
+    else:
+        if out is None:
+            raise ValueError("give --out RUN_DIR (where the run is written)")
+        run_dir = Path(out)
+        if (run_dir / LAST).exists():
+            raise ValueError(f"{run_dir} already holds a run: --resume {run_dir} continues it, "
+                             "or choose another --out")
+        train_values = {**train_defaults, **given_train}
+    if time_budget is not None or max_steps is not None:
+        train_values["time_budget"] = None if time_budget is None else parse_duration(time_budget)
+        train_values["max_steps"] = max_steps
+    elif resume is None:
+        train_values["time_budget"] = default_budget
+    if resume is None:
+        suggested = recipe(train_values["time_budget"]) if recipe else {}
+        config = from_dict(config_class, nest(config_class, {**suggested, **given_task}))
+    return Plan(run_dir, config, TrainConfig(**train_values), resume is not None)
+
+
+def plan_fields(kind: str, task_fields: set[str], options: dict, *, out, resume, time_budget,
+         max_steps, train_defaults: dict, default_budget: float,
+         recipe: Callable[[float | None], dict] | None = None) -> Plan:
+    """The old :func:`plan` over flat configs, for the tasks not yet on ``tasks.base``
+    (transitional: removed once every task is)."""
     unknown = sorted(set(options) - task_fields - _TRAIN_FIELDS)
     if unknown:
         raise TypeError(f"unknown options: {', '.join(unknown)}")
@@ -66,7 +111,15 @@ def plan(kind: str, task_fields: set[str], options: dict, *, out, resume, time_b
     if resume is None:
         suggested = recipe(train_values["time_budget"]) if recipe else {}
         task_values = {**suggested, **given_task}
-    return Plan(run_dir, task_values, TrainConfig(**train_values), resume is not None)
+    return LegacyPlan(run_dir, task_values, TrainConfig(**train_values), resume is not None)
+
+
+@dataclass
+class LegacyPlan:
+    run_dir: Path
+    task_values: dict
+    train: TrainConfig
+    resume: bool
 
 
 def execute(run_plan: Plan, build: Callable[[torch.device, distributed.DistContext], tuple],
@@ -113,14 +166,26 @@ class SavedRun:
         return model.to(device).eval()
 
 
-def open_run(run: str | Path, kind: str, device: torch.device) -> SavedRun:
-    """The best checkpoint of a run folder (else its last), or the checkpoint file given."""
+def checkpoint_path(run: str | Path) -> Path:
+    """The checkpoint to load from a run folder (its best, else its last), or the file given."""
     path = Path(run)
     if path.is_dir():
         path = path / BEST if (path / BEST).exists() else path / LAST
+    return path
+
+
+def saved_kind(run: str | Path) -> str:
+    """The task of a run folder or checkpoint file ("charlm", "sentiment", ...)."""
+    return read_kind(checkpoint_path(run))
+
+
+def open_run(run: str | Path, kind: str, device: torch.device) -> SavedRun:
+    """The best checkpoint of a run folder (else its last), or the checkpoint file given."""
+    path = checkpoint_path(run)
     checkpoint = load_checkpoint(path, kind=kind, device=device)
     metrics = (checkpoint.state or {}).get("metrics", {}) if path.name == BEST else {}
     return SavedRun(path, checkpoint.config["task"], checkpoint.weights, metrics)
 
 
-__all__ = ["Plan", "SavedRun", "Task", "execute", "open_run", "plan"]
+__all__ = ["Plan", "SavedRun", "Task", "checkpoint_path", "execute", "open_run", "plan",
+           "saved_kind"]

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..config import option
 from . import distributed, plots
 from .checkpoint import load_checkpoint, save_checkpoint
 
@@ -39,19 +40,26 @@ CURVES = "curves.png"
 
 @dataclass
 class TrainConfig:
-    max_steps: int | None = None  # stop after this many updates (None: the time budget decides)
-    time_budget: float | None = None  # seconds of training; evaluation and saving not counted
-    learning_rate: float = 2e-3  # peak, after the warm-up (Adam(W))
-    min_learning_rate: float = 1e-4  # where the cosine ends
-    warmup_steps: int = 100  # linear warm-up from 0
-    weight_decay: float = 0.0  # AdamW's decoupled weight decay
-    grad_clip: float = 1.0  # max global gradient norm (Pascanu et al. 2013); 0 = off
-    eval_every: int = 500  # steps between evaluations (and checkpoints)
-    patience: int = 0  # evaluations without improvement before stopping early; 0 = never
-    log_every: int = 25  # steps between rows of the metrics log
-    amp: bool = True  # mixed precision where the device supports it (CUDA)
-    weight_average: float = 0.0  # EMA decay of the weights that are evaluated and saved; 0 = off
-    seed: int = 0
+    """How to train, whatever the task (each task may start from its own defaults)."""
+
+    max_steps: int | None = option(None, "stop after this many updates", cli=False)
+    time_budget: float | None = option(
+        None, "seconds of training; evaluation and saving not counted", cli=False)
+    learning_rate: float = option(2e-3, "peak learning rate, after the warm-up (AdamW)")
+    min_learning_rate: float = option(1e-4, "where the cosine schedule ends")
+    warmup_steps: int = option(100, "steps of linear warm-up from 0")
+    weight_decay: float = option(0.0, "AdamW's decoupled weight decay")
+    grad_clip: float = option(
+        1.0, "max global gradient norm (Pascanu et al. 2013); 0 = off")
+    eval_every: int = option(500, "steps between evaluations (and checkpoints)")
+    patience: int = option(
+        0, "evaluations without improvement before stopping early; 0 = never")
+    log_every: int = option(25, "steps between rows of the metrics log")
+    amp: bool = option(True, "mixed precision where the device supports it (CUDA)",
+                       negative="--no-amp")
+    weight_average: float = option(
+        0.0, "EMA decay of the weights that are evaluated and saved (e.g. 0.999); 0 = off")
+    seed: int = option(0, "seed of the initial weights, the data order and dropout")
 
     def __post_init__(self) -> None:
         if self.max_steps is None and self.time_budget is None:

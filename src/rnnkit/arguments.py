@@ -1,0 +1,79 @@
+"""Command-line options generated from config dataclasses (as fairseq does), so that a flag,
+its type, its default and its help are written once, in the config (:func:`rnnkit.config.option`).
+
+Flags default to ``None`` ("not given"), so that what a user did not say falls to the config's
+default, a task's recipe or, on ``--resume``, the run's saved value; :func:`given` collects
+what was said.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, Field, fields
+from typing import Any
+
+from .config import _nested, field_type, flat_fields, from_dict, nest
+
+__all__ = ["add_config_arguments", "config_values", "given"]
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _default_text(f: Field) -> str:
+    if f.default is MISSING or f.default is None:
+        return ""
+    value = f.default
+    if isinstance(value, bool):
+        return ""  # the flag says it
+    return f" (default: {value})".replace("%", "%%")
+
+
+def _add(group: Any, owner: type, f: Field) -> None:
+    meta = f.metadata
+    kind, _ = field_type(owner, f)
+    flag = meta.get("flag") or _flag(f.name)
+    names = [flag, *meta.get("aliases", ())]
+    help_text = meta.get("help", "").replace("%", "%%")
+    if kind is bool:
+        negative = meta.get("negative") or _flag("no_" + f.name)
+        if f.default is not True:  # False, or None (not given: detect)
+            group.add_argument(*names, dest=f.name, action="store_const", const=True,
+                               default=None, help=help_text)
+        if f.default is not False:
+            label = f"not: {help_text}" if f.default is None else help_text
+            group.add_argument(negative, dest=f.name, action="store_const", const=False,
+                               default=None, help=label if f.default is None else
+                               f"{help_text} (off; default: on)")
+        return
+    if kind not in (int, float, str):
+        raise TypeError(f"{owner.__name__}.{f.name}: no command-line form for {kind}")
+    group.add_argument(*names, dest=f.name, type=kind, default=None,
+                       choices=meta.get("choices"), metavar=meta.get("metavar"),
+                       help=help_text + _default_text(f))
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config: type, *,
+                         skip: tuple[str, ...] = (), title: str | None = None) -> None:
+    """``--name`` flags for every command-line field of ``config`` and of the configs it
+    nests (each nested config in a group of its own, named after its field)."""
+    group = parser.add_argument_group(title) if title else parser
+    for f in fields(config):
+        inner = _nested(config, f)
+        if inner is not None:
+            add_config_arguments(parser, inner, skip=skip, title=f.name)
+        elif f.name not in skip and f.metadata.get("cli", True):
+            _add(group, config, f)
+
+
+def given(args: argparse.Namespace, *configs: type) -> dict:
+    """The options of ``configs`` (flat, nested configs included) that the user gave."""
+    names = {name for c in configs for name, (_, f) in flat_fields(c).items()
+             if f.metadata.get("cli", True)}
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def config_values(args: argparse.Namespace, config: type) -> Any:
+    """``config`` filled from the parsed arguments (a flag not given keeps its default)."""
+    return from_dict(config, nest(config, given(args, config)))
