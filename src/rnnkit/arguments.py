@@ -21,16 +21,15 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _default_text(f: Field) -> str:
-    if f.default is MISSING or f.default is None:
+def _default_text(value: Any) -> str:
+    if value is MISSING or value is None:
         return ""
-    value = f.default
     if isinstance(value, bool):
         return ""  # the flag says it
     return f" (default: {value})".replace("%", "%%")
 
 
-def _add(group: Any, owner: type, f: Field) -> None:
+def _add(group: Any, owner: type, f: Field, default: Any) -> None:
     meta = f.metadata
     kind, _ = field_type(owner, f)
     flag = meta.get("flag") or _flag(f.name)
@@ -51,20 +50,23 @@ def _add(group: Any, owner: type, f: Field) -> None:
         raise TypeError(f"{owner.__name__}.{f.name}: no command-line form for {kind}")
     group.add_argument(*names, dest=f.name, type=kind, default=None,
                        choices=meta.get("choices"), metavar=meta.get("metavar"),
-                       help=help_text + _default_text(f))
+                       help=help_text + _default_text(default))
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config: type, *,
-                         skip: tuple[str, ...] = (), title: str | None = None) -> None:
+                         skip: tuple[str, ...] = (), title: str | None = None,
+                         defaults: dict | None = None) -> None:
     """``--name`` flags for every command-line field of ``config`` and of the configs it
-    nests (each nested config in a group of its own, named after its field)."""
+    nests (each nested config in a group of its own, named after its field). ``defaults``
+    replaces the defaults shown where a task starts from its own (a task's learning rate)."""
+    defaults = defaults or {}
     group = parser.add_argument_group(title) if title else parser
     for f in fields(config):
         inner = _nested(config, f)
         if inner is not None:
-            add_config_arguments(parser, inner, skip=skip, title=f.name)
+            add_config_arguments(parser, inner, skip=skip, title=f.name, defaults=defaults)
         elif f.name not in skip and f.metadata.get("cli", True):
-            _add(group, config, f)
+            _add(group, config, f, defaults.get(f.name, f.default))
 
 
 def given(args: argparse.Namespace, *configs: type) -> dict:

@@ -25,7 +25,7 @@ def add_train(actions: Any, task: type[base.Task], help: str) -> argparse.Argume
     """``<task> train``: the task's data and model options, the trainer's, and the run's."""
     parser = actions.add_parser("train", help=help)
     add_config_arguments(parser, task.Config, title="data")
-    add_config_arguments(parser, TrainConfig, title="training")
+    add_config_arguments(parser, TrainConfig, title="training", defaults=task.train_defaults)
     run = parser.add_argument_group("run")
     run.add_argument("--out", help="run folder (checkpoints, metrics, curves)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
