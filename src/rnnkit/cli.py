@@ -7,12 +7,13 @@ progress and logs to stderr.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from . import __version__
 from .errors import RnnkitError
 from .inspect import cli as inspect_cli
-from .tasks import caption_cli, charlm_cli, sentiment_cli, translate_cli, video_cli
+from .tasks.base import TASKS
 
 # what exits with code 2: rnnkit's own errors (every reader's and checkpoint's), the other
 # ValueErrors of bad settings, a missing or misplaced path, and an optional extra not installed
@@ -33,13 +34,16 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--num-layers", type=int, default=2, help="L, stacked levels")
     demo.add_argument("--seed", type=int, default=0)
 
-    charlm_cli.add_parser(tasks)
-    sentiment_cli.add_parser(tasks)
-    caption_cli.add_parser(tasks)
-    translate_cli.add_parser(tasks)
-    video_cli.add_parser(tasks)
-    inspect_cli.add_parser(tasks)
+    for command in _commands().values():
+        command.add_parser(tasks)
     return parser
+
+
+def _commands() -> dict:
+    """The command-line module of every task (``tasks/<task>_cli.py``) and of ``inspect``."""
+    commands = {kind: importlib.import_module(f"{__package__}.tasks.{module}_cli")
+                for kind, module in TASKS.items()}
+    return {**commands, "inspect": inspect_cli}
 
 
 def _positive(parser: argparse.ArgumentParser, args: argparse.Namespace, *names: str) -> None:
@@ -61,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                             seed=args.seed)
         print(format_rows(config, run_demo(config)))
         return 0
-    tasks = {"charlm": charlm_cli, "sentiment": sentiment_cli, "caption": caption_cli,
-             "translate": translate_cli, "video": video_cli, "inspect": inspect_cli}
+    tasks = _commands()
     if args.task in tasks:
         task = tasks[args.task]
         try:

@@ -34,9 +34,10 @@ from ..train.trainer import TrainResult
 
 __all__ = ["TASKS", "Task", "Trained", "held_out", "load", "train"]
 
-# every task: its kind (as written in checkpoints) -> the module that defines it
-TASKS = {"charlm": "charlm", "sentiment": "sentiment", "translate": "translate",
-         "caption": "caption", "video": "video"}
+# every task: its kind (as written in checkpoints) -> its module, ``tasks/<module>.py`` (the
+# task) and ``tasks/<module>_cli.py`` (its command line); the order of ``rnnkit --help``
+TASKS = {"charlm": "charlm", "sentiment": "sentiment", "caption": "caption",
+         "translate": "translate", "video": "video"}
 
 
 class Task:
