@@ -96,6 +96,51 @@ def test_updates_match_a_plain_adamw_loop(tmp_path) -> None:
     assert moved > 1e-2  # the weights did move: the comparison is not of two untrained models
 
 
+def test_parameter_groups_train_at_their_own_scale_of_the_learning_rate(tmp_path) -> None:
+    """Discriminative fine-tuning: the embedding at a tenth of the schedule's rate, the rest at
+    the full rate, against the textbook loop with the same two groups."""
+    config = TrainConfig(max_steps=8, eval_every=100, learning_rate=1e-2, warmup_steps=2)
+
+    def grouped(task: CharLMTask) -> CharLMTask:
+        embedding = list(task.model.embedding.parameters())
+        rest = [p for n, p in task.model.named_parameters() if not n.startswith("embedding.")]
+        task.parameter_groups = lambda: [{"params": embedding, "lr_scale": 0.1},
+                                         {"params": rest}]
+        return task
+
+    trainer = Trainer(grouped(small_task(dropout=0.0)), config, tmp_path, progress=False)
+    reference = small_task(dropout=0.0)
+    model = reference.model
+    embedding = list(model.embedding.parameters())
+    rest = [p for n, p in model.named_parameters() if not n.startswith("embedding.")]
+    optimizer = torch.optim.AdamW([{"params": embedding}, {"params": rest}], lr=1.0,
+                                  weight_decay=0.0, foreach=False)
+    for step in range(8):
+        rate = learning_rate(step, config, horizon=8)
+        optimizer.param_groups[0]["lr"], optimizer.param_groups[1]["lr"] = 0.1 * rate, rate
+        optimizer.zero_grad()
+        reference.training_step(model, reference.train_batch(step)).loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    trainer.fit()
+    assert [g["lr"] / trainer._lr for g in trainer.optimizer.param_groups] == pytest.approx(
+        [0.1, 1.0])
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(trainer.model.state_dict()[name], value, rtol=1e-4, atol=1e-5)
+
+
+def test_parameter_groups_must_cover_every_parameter_once(tmp_path) -> None:
+    config = TrainConfig(max_steps=1)
+    task = small_task()
+    task.parameter_groups = lambda: [{"params": task.model.embedding.parameters()}]
+    with pytest.raises(ValueError, match="parameters in no group of the task's: rnn"):
+        Trainer(task, config, tmp_path, progress=False)
+    task.parameter_groups = lambda: [{"params": task.model.parameters()},
+                                     {"params": task.model.embedding.parameters()}]
+    with pytest.raises(ValueError, match="in two of the task's parameter groups"):
+        Trainer(task, config, tmp_path, progress=False)
+
+
 class KilledAt(Exception):
     pass
 

@@ -91,6 +91,12 @@ class Task:
         return {self.kind: to_dict(self.settings), **self.saved(),
                 "model": to_dict(self.model.config)}
 
+    def parameter_groups(self) -> list[dict] | None:
+        """Parameter groups with their own ``lr_scale`` (a factor of the schedule's learning
+        rate: discriminative fine-tuning trains a pretrained encoder slower than a new head),
+        or ``None``: one group, every parameter at the schedule's rate."""
+        return None
+
     def state_dict(self) -> dict:
         return {}  # state carried from one batch to the next (a language model's hidden state)
 
