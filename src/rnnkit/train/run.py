@@ -25,11 +25,49 @@ _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)} - {"time_budget", "max_ste
 
 
 @dataclass
+class RunFolder:
+    """A run folder claimed for training, new or resumed: the one place where a run's folder
+    is opened to write into (so that what guards a run, such as a lock or a check that a
+    resume reads the same data, is written once)."""
+
+    path: Path
+    saved: dict | None  # the last checkpoint's config when resuming: {"task": ..., "train": ...}
+
+    @property
+    def last(self) -> Path:
+        return self.path / LAST
+
+    @classmethod
+    def claim(cls, kind: str, *, out: str | Path | None,
+              resume: str | Path | None) -> RunFolder:
+        """``out`` for a new run (refused if it holds one), or the run ``resume`` continues."""
+        if resume is not None:
+            if out is not None and Path(out) != Path(resume):
+                raise ValueError("resume continues a run in its own folder: drop --out")
+            path = Path(resume)
+            return cls(path, load_checkpoint(path / LAST, kind=kind).config)
+        if out is None:
+            raise ValueError("give --out RUN_DIR (where the run is written)")
+        path = Path(out)
+        if (path / LAST).exists():
+            raise ValueError(f"{path} already holds a run: --resume {path} continues it, "
+                             "or choose another --out")
+        return cls(path, None)
+
+
+@dataclass
 class Plan:
-    run_dir: Path
+    folder: RunFolder
     config: Any  # the task's config: from the options given (new run) or saved (resumed run)
     train: TrainConfig
-    resume: bool
+
+    @property
+    def run_dir(self) -> Path:
+        return self.folder.path
+
+    @property
+    def resume(self) -> bool:
+        return self.folder.saved is not None
 
 
 def plan(kind: str, config_class: type, options: dict, *, out, resume, time_budget,
@@ -43,25 +81,16 @@ def plan(kind: str, config_class: type, options: dict, *, out, resume, time_budg
         raise TypeError(f"unknown options: {', '.join(unknown)}")
     given_task = {k: v for k, v in options.items() if k in task_fields}
     given_train = {k: v for k, v in options.items() if k in _TRAIN_FIELDS}
-    if resume is not None:
-        if out is not None and Path(out) != Path(resume):
-            raise ValueError("resume continues a run in its own folder: drop --out")
-        run_dir = Path(resume)
-        saved = load_checkpoint(run_dir / LAST, kind=kind).config
-        config = from_dict(config_class, saved["task"][kind], where=str(run_dir / LAST))
+    folder = RunFolder.claim(kind, out=out, resume=resume)
+    if folder.saved is not None:
+        config = from_dict(config_class, folder.saved["task"][kind], where=str(folder.last))
         saved_values = flatten(to_dict(config))
         changed = sorted(k for k, v in given_task.items() if v != saved_values.get(k))
         if changed:
             raise ValueError("a resumed run keeps its data and model; these options differ "
                              f"from the run's: {', '.join(changed)}")
-        train_values = {**saved["train"], **given_train}
+        train_values = {**folder.saved["train"], **given_train}
     else:
-        if out is None:
-            raise ValueError("give --out RUN_DIR (where the run is written)")
-        run_dir = Path(out)
-        if (run_dir / LAST).exists():
-            raise ValueError(f"{run_dir} already holds a run: --resume {run_dir} continues it, "
-                             "or choose another --out")
         train_values = {**train_defaults, **given_train}
     if time_budget is not None or max_steps is not None:
         train_values["time_budget"] = None if time_budget is None else parse_duration(time_budget)
@@ -71,7 +100,7 @@ def plan(kind: str, config_class: type, options: dict, *, out, resume, time_budg
     if resume is None:
         suggested = recipe(train_values["time_budget"]) if recipe else {}
         config = from_dict(config_class, nest(config_class, {**suggested, **given_task}))
-    return Plan(run_dir, config, TrainConfig(**train_values), resume is not None)
+    return Plan(folder, config, TrainConfig(**train_values))
 
 
 def plan_fields(kind: str, task_fields: set[str], options: dict, *, out, resume, time_budget,
