@@ -24,8 +24,10 @@ demo: install
 layers: install
 	$(VENV)/bin/rnnkit demo
 
-test: install
+lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
+
+test: lint
 	$(PY) -m pytest
 
 bench: install

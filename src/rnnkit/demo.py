@@ -1,4 +1,4 @@
-"""``rnnkit demo``: the layers at work, until the character model (the main job) exists.
+"""``rnnkit demo``: the layers at work (``make layers``), every fast path against the loop.
 
 For each cell kind: run one batch through the fast path and through the reference loop (the
 lecture's equations, one cell call per step), show that they agree, and how fast each is.
