@@ -31,7 +31,7 @@ Library: PyAV (``pip install av``), chosen over OpenCV (``opencv-python-headless
 * seeking: PyAV exposes FFmpeg's seek (to the keyframe before a time, then decode forward,
   with every timestamp visible), so far-apart samples of a long video cost little and we can
   check where a seek landed; OpenCV's ``set(CAP_PROP_POS_FRAMES)`` hides both.
-* writing: the built-in dataset (:mod:`rnnkit.data.motions`) writes mp4 files; PyAV sets any
+* writing: the built-in dataset (:mod:`rnnkit.synthetic.motions`) writes mp4 files; PyAV sets any
   encoder option and, with one encoder thread, gives the same bytes for the same frames;
   OpenCV's writer takes a FourCC and little else.
 
@@ -54,7 +54,6 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -78,14 +77,6 @@ _SEEK_BACK_S = 1.0  # seek to this long before a sampled time, so the frame befo
 _TRUNCATED_S = 1.0  # frames ending this long (plus a frame) before the duration: truncated
 _EPS = 1e-6  # seconds: timestamps closer than this are equal (rounding of time bases)
 _DIGITS = re.compile(r"(\d+)")
-_CODEC_OPTIONS = {  # per encoder's defaults: near-lossless for small synthetic clips
-    # MPEG-4 part 2, FFmpeg's own encoder: a budget that small clips never reach, so every
-    # frame gets the finest quantiser
-    "mpeg4": {"b": "2M"},
-    # H.264 at constant quality; macroblock-tree rate control off, as with it this build's
-    # x264 now and then gave different bytes for the same frames
-    "libx264": {"crf": "18", "mbtree": "0"},
-}
 
 
 class VideoError(RnnkitError):
@@ -236,7 +227,7 @@ def _stack(frames: list[np.ndarray], path: str) -> Tensor:
     return torch.from_numpy(np.stack(frames))
 
 
-def _import_av():
+def import_av():
     try:
         import av
     except ModuleNotFoundError as e:
@@ -260,7 +251,7 @@ def _check_video_path(path: str | os.PathLike[str]) -> str:
 @contextlib.contextmanager
 def _open(path: str):
     """The PyAV input container of ``path``; FFmpeg's failures as :class:`VideoError`."""
-    av = _import_av()
+    av = import_av()
     try:
         container = av.open(path, metadata_errors="ignore")
     except av.FFmpegError as e:
@@ -491,56 +482,6 @@ def _load_frame(file: str, folder: str) -> np.ndarray:
         return np.asarray(load_image(file))  # (H, W, 3) uint8
     except ImageError as e:
         raise VideoError(f"{folder}: bad frame image: {e}") from None
-
-
-# ------------------------------------------------------------------------------- writing
-def write_video(path: str | os.PathLike[str], frames: np.ndarray | Tensor, *, fps: float,
-                codec: str = "mpeg4", options: dict[str, str] | None = None) -> None:
-    """Encode ``frames`` ``(N, H, W, 3)`` uint8 RGB as a video file at ``fps`` frames per
-    second, in the container the extension names (``.mp4``, ``.mkv``, ``.avi``, ...).
-
-    ``codec``: ``"mpeg4"`` (MPEG-4 part 2, FFmpeg's own LGPL encoder, in every FFmpeg build;
-    the finest quantiser) or ``"libx264"`` (H.264, GPL, which PyAV's wheels happen to bundle;
-    crf 18), or any other encoder of the FFmpeg build with your ``options`` (which replace the
-    defaults). Frames are stored as YUV 4:2:0, so ``H`` and ``W`` must be even, and compression
-    moves pixels by a few levels (more at sharp colour edges): compare read-back frames
-    tolerantly. The file is written atomically (a temporary file, then ``os.replace``); one
-    encoder thread, so the same frames give the same bytes with the same FFmpeg.
-    """
-    av = _import_av()
-    pixels = np.asarray(frames.numpy() if isinstance(frames, Tensor) else frames)
-    if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[-1] != 3 \
-            or pixels.shape[0] == 0 or pixels.shape[1] % 2 or pixels.shape[2] % 2:
-        raise ValueError(f"expected frames (N, H, W, 3) uint8 with N >= 1 and even H, W, "
-                         f"got {pixels.dtype} of shape {pixels.shape}")
-    _check_positive("fps", fps)
-    if codec not in av.codecs_available:
-        raise ValueError(f"expected an encoder of this FFmpeg build (e.g. 'mpeg4'), got "
-                         f"{codec!r}, which it lacks")
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp{path.suffix}")
-    try:
-        _encode(av, temp, pixels, fps, codec, options)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
-
-
-def _encode(av, path: Path, pixels: np.ndarray, fps: float, codec: str,
-            options: dict[str, str] | None) -> None:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height = pixels.shape[2], pixels.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.thread_count = 1  # one thread: the same frames give the same bytes
-        stream.options = dict(options if options is not None else _CODEC_OPTIONS.get(codec, {}))
-        for frame in pixels:  # encode() converts RGB to the stream's YUV 4:2:0 (BT.601)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():  # flush the encoder's delayed frames
-            container.mux(packet)
 
 
 # ------------------------------------------------------------------------------- checking
@@ -1110,4 +1051,4 @@ __all__ = ["FRAME_EXTENSIONS", "VIDEO_EXTENSIONS", "Clip", "ClipFeatureCache", "
            "VideoError", "VideoItem", "VideoReport", "check_videos", "frame_labels",
            "frame_names", "frames_tensor", "natural_key", "read_class_folders",
            "read_frame_folder", "read_segments", "read_video", "read_video_csv",
-           "sample_times", "write_video"]
+           "sample_times"]

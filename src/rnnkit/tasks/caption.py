@@ -6,7 +6,7 @@ ways in :mod:`rnnkit.models.captioner`), writes a word, feeds it back, and stops
 after 30 words.
 
 Data: COCO (``captions_*.json`` + image folder), Flickr8k/30k (token file + split list), a CSV
-``image,caption``, or, with none of them, the built-in scenes (:mod:`rnnkit.data.scenes`):
+``image,caption``, or, with none of them, the built-in scenes (:mod:`rnnkit.synthetic.scenes`):
 generated images of shapes with true captions, so that captioning trains anywhere in minutes.
 
 The image encoder is the small VGG-style CNN trained with the decoder end to end (works
@@ -30,11 +30,11 @@ from torch import Tensor, nn
 
 from ..data.captions import CaptionedImage, CaptionVocab, caption_tokens, read_captions
 from ..data.images import FeatureCache, check_images, image_tensor, load_image
-from ..data.scenes import SceneConfig, generate_scenes, names_objects_correctly
 from ..metrics import caption_scores
 from ..models.captioner import Caption, Captioner, CaptionerConfig
 from ..models.encoders import SmallVGG, build_encoder
 from ..nn import evaluating
+from ..synthetic.scenes import SceneConfig, generate_scenes, names_objects_correctly
 from ..train import distributed, run
 from ..train.run import open_run
 from ..train.runtime import resolve_device

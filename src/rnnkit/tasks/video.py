@@ -4,7 +4,7 @@ A clip is sampled at 1 frame per second (at most 30 frames, spread over the whol
 turns each frame into features; an RNN reads the series and names the class. The small CNN
 trains with the RNN end to end (small frames), or a pretrained torchvision CNN's features are
 computed once and cached on disk. With no data, the built-in motions
-(:mod:`rnnkit.data.motions`): clips whose class is in the order of the frames, so that the
+(:mod:`rnnkit.synthetic.motions`): clips whose class is in the order of the frames, so that the
 order-free baseline (``order_free``: the mean of the frame features) cannot solve them.
 """
 
@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 
 from ..data.labelled import LabelSet
-from ..data.motions import write_motion_dataset
 from ..data.video import (
     ClipFeatureCache,
     VideoError,
@@ -34,6 +33,7 @@ from ..metrics import ClassificationReport, classification_report
 from ..models.encoders import build_encoder
 from ..models.frames import FrameModelConfig, FrameSequenceModel
 from ..nn import evaluating
+from ..synthetic.motions import write_motion_dataset
 from ..train import distributed, run
 from ..train.run import open_run
 from ..train.runtime import resolve_device

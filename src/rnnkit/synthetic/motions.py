@@ -59,7 +59,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from .video import VideoItem, write_video
+from ..data.video import VideoItem
+from .video_writer import write_video
 
 MOTIONS = ("left", "right", "up", "down", "grow", "shrink", "bounce", "rotate")
 # each motion's time reversal: the reversed clip of one is a clip of the other
