@@ -14,7 +14,6 @@ Symbols: ``N`` images, ``B`` images per batch, ``S`` image side in pixels, ``R``
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -35,6 +34,7 @@ from tqdm import tqdm
 
 from ..errors import RnnkitError
 from .captions import CaptionedImage
+from .files import atomic_write_bytes
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB mean of ImageNet's training images, on [0, 1]
 IMAGENET_STD = (0.229, 0.224, 0.225)  # their RGB standard deviation; pretrained CNNs expect both
@@ -329,12 +329,12 @@ class FeatureCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         shard = f"shard-{uuid.uuid4().hex[:16]}.safetensors"
         tensor = torch.stack([row for _, row in rows])  # M x (R, C) -> (M, R, C)
-        _atomic_write(self.folder / shard, safetensors_bytes({"features": tensor}))
+        atomic_write_bytes(self.folder / shard, safetensors_bytes({"features": tensor}))
         for row, (file, _) in enumerate(rows):
             index.entries[file.absolute] = {"size": file.size, "mtime_ns": file.mtime_ns,
                                             "shard": shard, "row": row}
         text = json.dumps(index.to_json(self.key), indent=1, sort_keys=True)
-        _atomic_write(self.folder / _INDEX, text.encode("utf-8"))
+        atomic_write_bytes(self.folder / _INDEX, text.encode("utf-8"))
 
 
 def _identify(path: str | os.PathLike[str]) -> _File:
@@ -390,19 +390,3 @@ def _parse_index(obj: object, key: str) -> _Index:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` so that readers see the old file or the new one, never half of it: a
-    temporary file in the same folder, flushed, fsynced, then ``os.replace``."""
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise

@@ -65,7 +65,8 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..errors import RnnkitError
-from .images import IMAGENET_MEAN, IMAGENET_STD, ImageError, _atomic_write, _resized, load_image
+from .files import atomic_write_bytes
+from .images import IMAGENET_MEAN, IMAGENET_STD, ImageError, _resized, load_image
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv",
                     ".flv", ".ogv", ".3gp")  # files read_class_folders takes for videos
@@ -1025,13 +1026,13 @@ class _Job:
         self.folder.mkdir(parents=True, exist_ok=True)
         shard = f"shard-{uuid.uuid4().hex[:16]}.safetensors"
         tensor = torch.stack([row for _, row, _ in self.pending])  # M x (F, C) -> (M, F, C)
-        _atomic_write(self.folder / shard, safetensors_bytes({"features": tensor}))
+        atomic_write_bytes(self.folder / shard, safetensors_bytes({"features": tensor}))
         for i, (source, _, count) in enumerate(self.pending):
             self.index.entries[source.absolute] = {
                 "size": source.size, "mtime_ns": source.mtime_ns,
                 "folder_fps": source.folder_fps, "shard": shard, "row": i, "count": count}
         text = json.dumps(self.index.to_json(self.key), indent=1, sort_keys=True)
-        _atomic_write(self.folder / _INDEX, text.encode("utf-8"))
+        atomic_write_bytes(self.folder / _INDEX, text.encode("utf-8"))
         self.pending = []
         self.last_write = time.monotonic()
 

@@ -6,15 +6,14 @@ PyAV is imported only when a file is written; see :mod:`rnnkit.data.video` for w
 
 from __future__ import annotations
 
-import contextlib
 import os
-import uuid
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from torch import Tensor
 
+from ..data.files import atomic_path
 from ..data.video import _check_positive, import_av
 
 _CODEC_OPTIONS = {  # per encoder's defaults: near-lossless for small synthetic clips
@@ -50,15 +49,8 @@ def write_video(path: str | os.PathLike[str], frames: np.ndarray | Tensor, *, fp
     if codec not in av.codecs_available:
         raise ValueError(f"expected an encoder of this FFmpeg build (e.g. 'mpeg4'), got "
                          f"{codec!r}, which it lacks")
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp{path.suffix}")
-    try:
+    with atomic_path(path, suffix=f".tmp{Path(path).suffix}") as temp:
         _encode(av, temp, pixels, fps, codec, options)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
 
 
 def _encode(av, path: Path, pixels: np.ndarray, fps: float, codec: str,

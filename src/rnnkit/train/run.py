@@ -14,8 +14,9 @@ from pathlib import Path
 
 import torch
 
+from ..data.files import save_json
 from . import distributed
-from .checkpoint import load_checkpoint, save_json
+from .checkpoint import load_checkpoint
 from .runtime import parse_duration, resolve_device
 from .trainer import BEST, LAST, Task, TrainConfig, Trainer, TrainResult
 
