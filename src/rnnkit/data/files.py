@@ -41,10 +41,9 @@ _ESCAPED = re.compile(r"[\udc80-\udcff]+")  # bytes that surrogateescape decodin
 
 
 # ------------------------------------------------------------------------------- reading
-def check_encoding_errors(encoding_errors: str) -> None:
-    if encoding_errors not in ENCODING_ERRORS:
-        raise ValueError(f"expected encoding_errors to be 'strict' or 'replace', "
-                         f"got {encoding_errors!r}")
+def check_encoding_errors(value: str, name: str = "encoding_errors") -> None:
+    if value not in ENCODING_ERRORS:
+        raise ValueError(f"expected {name} to be 'strict' or 'replace', got {value!r}")
 
 
 def require_file(path: str | os.PathLike[str], what: str, error: Error) -> str:
@@ -71,10 +70,18 @@ def open_bytes(path: str, error: Error) -> Iterator[Any]:
 
 
 def read_bytes(path: str, error: Error) -> bytes:
-    """The bytes of a file (gunzipped), without a UTF-8 byte order mark."""
+    """The bytes of a file (gunzipped)."""
     with open_bytes(path, error) as f:
-        raw = f.read()
-    return raw.removeprefix(UTF8_BOM)
+        return f.read()
+
+
+def read_text(path: str, encoding_errors: str, error: Error, *, raw: bytes | None = None,
+              hint: str = "") -> str:
+    """The text of a whole file (or of its bytes ``raw``), decoded by :func:`decode`, without
+    a UTF-8 byte order mark (offsets still count it)."""
+    raw = read_bytes(path, error) if raw is None else raw
+    skip = len(UTF8_BOM) if raw.startswith(UTF8_BOM) else 0
+    return decode(raw[skip:], path, encoding_errors, error, offset=skip, hint=hint)
 
 
 @dataclass(frozen=True)
@@ -112,8 +119,18 @@ def decode(data: bytes, path: str, encoding_errors: str, error: Error, *, line: 
         return data.decode("utf-8", encoding_errors)
     except UnicodeDecodeError as e:
         line += data.count(b"\n", 0, e.start)
-        raise error(f"{path}:{line}: expected UTF-8 text, got {_bytes(data[e.start:e.end])} at "
-                    f"offset {offset + e.start}{hint}") from None
+        raise error(f"{path}:{line}: {utf8_problem(data, offset)}{hint}") from None
+
+
+def utf8_problem(data: bytes, offset: int = 0) -> str | None:
+    """``"expected UTF-8 text, got byte 0xff at offset 1042"`` if ``data`` (at ``offset`` of
+    its file) is not UTF-8, else ``None``."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        bad = _bytes(data[e.start:e.end])
+        return f"expected UTF-8 text, got {bad} at offset {offset + e.start}"
+    return None
 
 
 def text_lines(path: str, encoding_errors: str, error: Error, *,

@@ -18,7 +18,6 @@ Symbols: ``N`` examples, ``B`` examples per batch, ``T`` the longest sequence of
 from __future__ import annotations
 
 import csv
-import gzip
 import itertools
 import json
 import os
@@ -34,14 +33,12 @@ import torch
 from torch import Tensor
 
 from ..errors import RnnkitError
+from . import files
 
 FORMATS = ("auto", "csv", "tsv", "jsonl", "sst", "imdb")
 DEFAULT_TEXT_COLUMNS = ("text", "sentence", "review")  # looked for in this order, any case
 DEFAULT_LABEL_COLUMNS = ("label", "sentiment", "polarity")
 
-_ENCODING_ERRORS = ("strict", "replace")
-_UTF8_BOM = b"\xef\xbb\xbf"
-_GZIP_MAGIC = b"\x1f\x8b"
 _EXTENSION_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl",
                       ".json": "jsonl", ".ndjson": "jsonl"}
 _HEADER_SAMPLE_ROWS = 20  # data rows looked at to tell a header row from data
@@ -125,7 +122,8 @@ def read_labelled(path: str | os.PathLike[str], *, format: str = "auto",
     if fmt in ("sst", "imdb") and (text_column, label_column, header) != (None, None, None):
         raise ValueError(f"text_column, label_column and header apply to csv, tsv and jsonl, "
                          f"not to the {fmt} format of {path}")
-    rows = _Rows(path, skip_bad_rows)
+    rows = _Rows(path, files.BadRecords(skip_bad_rows, LabelledDataError,
+                                       "pass skip_bad_rows=True to skip bad rows"))
     if fmt == "imdb":
         _read_imdb(path, rows, encoding_errors)
     elif fmt == "sst":
@@ -143,9 +141,7 @@ def read_labelled(path: str | os.PathLike[str], *, format: str = "auto",
 def _check_read_options(format: str, encoding_errors: str) -> None:
     if format not in FORMATS:
         raise ValueError(f"expected format to be one of {', '.join(FORMATS)}, got {format!r}")
-    if encoding_errors not in _ENCODING_ERRORS:
-        raise ValueError(f"expected encoding_errors to be 'strict' or 'replace', "
-                         f"got {encoding_errors!r}")
+    files.check_encoding_errors(encoding_errors)
 
 
 def _check_path_kind(path: str, fmt: str) -> None:
@@ -191,38 +187,31 @@ class _Rows:
     """Collects the examples and bad-row messages of one :func:`read_labelled` call."""
 
     path: str
-    skip_bad_rows: bool
+    bad: files.BadRecords
     examples: list[Example] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
 
     def add(self, text: str | None, label: str | None, source: str) -> None:
         """Keep the example, or report the row as bad if its text or label is missing, empty or
         holds bytes that are not UTF-8."""
         problem = _field_problem("text", text) or _field_problem("label", label)
         if problem:
-            self.bad(source, problem)
+            self.bad.add(source, problem)
         else:
             self.examples.append(Example(text.strip(), label.strip(), source))
 
-    def bad(self, source: str, problem: str) -> None:
-        message = f"{source}: {problem}"
-        if not self.skip_bad_rows:
-            raise LabelledDataError(f"{message} (pass skip_bad_rows=True to skip bad rows)")
-        self.skipped.append(message)
-
     def report(self) -> ReadReport:
+        skipped = self.bad.messages
         if not self.examples:
-            bad = (f": all {len(self.skipped)} rows are bad, the first: {self.skipped[0]}"
-                   if self.skipped else "")
+            bad = f": all {len(skipped)} rows are bad, the first: {skipped[0]}" if skipped else ""
             raise LabelledDataError(f"no labelled examples in {self.path}{bad}")
-        return ReadReport(self.examples, self.skipped)
+        return ReadReport(self.examples, skipped)
 
 
 def _field_problem(name: str, value: str | None) -> str | None:
     """What is wrong with a text or label field, or ``None``."""
     if value is None:
         return f"missing {name}"
-    bad = _bad_bytes(value)
+    bad = files.bad_bytes(value)
     if bad:
         return (f"expected UTF-8 text, got {bad} in the {name} "
                 "(pass encoding_errors='replace' to replace bad bytes)")
@@ -231,42 +220,13 @@ def _field_problem(name: str, value: str | None) -> str | None:
     return None
 
 
-def _bad_bytes(text: str) -> str | None:
-    """The first non-UTF-8 bytes that ``surrogateescape`` decoding turned into lone surrogates
-    U+DC80..U+DCFF, as ``"byte 0xf0"``; ``None`` if there are none."""
-    escaped = re.search(r"[\udc80-\udcff]+", text)
-    if not escaped:
-        return None
-    values = [ord(char) - 0xDC00 for char in escaped.group()]
-    noun = "byte" if len(values) == 1 else "bytes"
-    return f"{noun} " + " ".join(f"0x{value:02x}" for value in values)
-
-
-def _open_binary(path: str):
-    """``path`` opened for reading bytes, through gzip if it starts with gzip's magic bytes."""
-    with open(path, "rb") as f:
-        magic = f.read(len(_GZIP_MAGIC))
-    return gzip.open(path, "rb") if magic == _GZIP_MAGIC else open(path, "rb")  # noqa: SIM115
-
-
 def _lines(path: str, encoding_errors: str) -> Iterator[str]:
     """The lines of a text file (gzipped or not), line endings kept, UTF-8 byte order mark
     dropped. Bytes that are not UTF-8 become lone surrogates (``"strict"``, found later by
-    :func:`_bad_bytes`, so the message can name the row) or U+FFFD (``"replace"``)."""
+    :func:`rnnkit.data.files.bad_bytes`, so the message can name the row) or U+FFFD
+    (``"replace"``)."""
     errors = "surrogateescape" if encoding_errors == "strict" else "replace"
-    try:
-        with _open_binary(path) as f:
-            for number, raw in enumerate(f):
-                if number == 0 and raw.startswith(_UTF8_BOM):
-                    raw = raw[len(_UTF8_BOM):]
-                yield raw.decode("utf-8", errors)
-    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError; EOFError: truncated gzip
-        raise LabelledDataError(f"cannot read {path}: {e}") from e
-
-
-def _read_whole(path: str, encoding_errors: str) -> str:
-    """The text of one file, decoded as :func:`_lines` does."""
-    return "".join(_lines(path, encoding_errors))
+    return (text for _, text in files.text_lines(path, errors, LabelledDataError))
 
 
 # ------------------------------------------------------------------------------- formats
@@ -277,7 +237,7 @@ def _read_imdb(root: str, rows: _Rows, encoding_errors: str) -> None:
         for name in sorted(os.listdir(folder)):
             file = os.path.join(folder, name)
             if name.endswith(".txt") and not name.startswith(".") and os.path.isfile(file):
-                rows.add(_read_whole(file, encoding_errors), label, file)
+                rows.add("".join(_lines(file, encoding_errors)), label, file)
 
 
 def _read_sst(path: str, rows: _Rows, encoding_errors: str) -> None:
@@ -288,7 +248,7 @@ def _read_sst(path: str, rows: _Rows, encoding_errors: str) -> None:
             continue
         source = f"{path}:{number}"
         if len(parts) == 1:
-            rows.bad(source, f"expected '<label> <text>', got only {parts[0]!r}")
+            rows.bad.add(source, f"expected '<label> <text>', got only {parts[0]!r}")
         else:
             rows.add(parts[1], parts[0], source)
 
@@ -327,10 +287,10 @@ def _json_object(line: str, source: str, rows: _Rows) -> dict | None:
     try:
         obj = json.loads(line.rstrip())  # no newline: the error column stays on this line
     except json.JSONDecodeError as e:
-        rows.bad(source, f"invalid JSON: {e.msg} at column {e.colno}")
+        rows.bad.add(source, f"invalid JSON: {e.msg} at column {e.colno}")
         return None
     if not isinstance(obj, dict):
-        rows.bad(source, f"expected a JSON object, got {type(obj).__name__}")
+        rows.bad.add(source, f"expected a JSON object, got {type(obj).__name__}")
         return None
     return obj
 
@@ -344,9 +304,9 @@ def _json_field(obj: dict, key: str, source: str, rows: _Rows) -> str | None:
     if isinstance(value, str):
         return value
     if value is None:
-        rows.bad(source, f"missing {key!r}" if key not in obj else f"{key!r} is null")
+        rows.bad.add(source, f"missing {key!r}" if key not in obj else f"{key!r} is null")
     else:
-        rows.bad(source, f"expected {key!r} to be a string or an integer, got {value!r}")
+        rows.bad.add(source, f"expected {key!r} to be a string or an integer, got {value!r}")
     return None
 
 
@@ -363,8 +323,8 @@ def _read_delimited(path: str, rows: _Rows, delimiter: str, columns: _Columns,
                     encoding_errors: str) -> None:
     """A csv (``","``) or tsv (``"\\t"``, no quoting) file."""
     quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
-    reader = csv.reader(_lines(path, encoding_errors), delimiter=delimiter, quoting=quoting)
-    numbered = _numbered_rows(reader, path)
+    numbered = files.csv_rows(_lines(path, encoding_errors), path, LabelledDataError,
+                              delimiter=delimiter, quoting=quoting)
     head = list(itertools.islice(numbered, _HEADER_SAMPLE_ROWS + 1))  # [(line, row), ...]
     if not head:
         return  # rows.report() raises: no examples
@@ -378,24 +338,9 @@ def _read_delimited(path: str, rows: _Rows, delimiter: str, columns: _Columns,
     for line, row in data:
         source = f"{path}:{line}"
         if len(row) != width:
-            rows.bad(source, f"expected {width} fields, got {len(row)}")
+            rows.bad.add(source, f"expected {width} fields, got {len(row)}")
         else:
             rows.add(row[text_i], row[label_i], source)
-
-
-def _numbered_rows(reader, path: str) -> Iterator[tuple[int, list[str]]]:
-    """``(first line, row)`` of each non-blank row of a :func:`csv.reader`."""
-    end = 0
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            raise LabelledDataError(f"{path}:{reader.line_num}: {e}") from None
-        start, end = end + 1, reader.line_num
-        if row and not (len(row) == 1 and not row[0].strip()):
-            yield start, row
 
 
 def _looks_like_header(head: list[list[str]], columns: _Columns) -> bool:

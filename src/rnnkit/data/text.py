@@ -27,12 +27,11 @@ import torch
 from torch import Tensor
 
 from ..errors import RnnkitError
+from . import files
 
 DEFAULT_CORPUS_NAME = "python-reference"
 
-_UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-_ERRORS_MODES = ("strict", "replace")
 _UNKNOWN_MODES = ("error", "skip")
 
 
@@ -50,14 +49,14 @@ def read_text(path: str | os.PathLike[str], *, errors: str = "strict") -> str:
             ``a.txt``), joined with ``"\\n"`` between files. Hidden files and folders (name
             starting with ``"."``) and empty files are skipped.
         errors: ``"strict"``: bytes that are not UTF-8 raise :class:`TextDataError` naming the
-            file, the byte offset and the bytes; ``"replace"``: they become U+FFFD.
+            file and line, the bytes and their offset; ``"replace"``: they become U+FFFD.
 
-    A UTF-8 byte order mark at the start of a file is dropped. A file holding a NUL byte is binary
+    A UTF-8 byte order mark at the start of a file is dropped; a gzipped file is read
+    uncompressed (:mod:`rnnkit.data.files`). A file holding a NUL byte is binary
     and raises :class:`TextDataError` in both modes (UTF-16 files land here too), as do a missing
     path, an empty file given by name, and a folder without a non-empty text file.
     """
-    if errors not in _ERRORS_MODES:
-        raise ValueError(f"expected errors to be 'strict' or 'replace', got {errors!r}")
+    files.check_encoding_errors(errors, "errors")
     if os.path.isdir(path):
         return _read_folder(os.fspath(path), errors)
     if not os.path.exists(path):
@@ -94,24 +93,10 @@ def _text_files(folder: str) -> list[str]:
 
 def _read_file(path: str, errors: str) -> str:
     """The decoded text of one file ("" if it is empty); see :func:`read_text`."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise TextDataError(f"cannot read {path}: {e.strerror or e}") from e
+    raw = files.read_bytes(path, TextDataError)
     _check_not_binary(raw, path)
-    skip = len(_UTF8_BOM) if raw.startswith(_UTF8_BOM) else 0
-    try:
-        text = raw[skip:].decode("utf-8", errors=errors)
-    except UnicodeDecodeError as e:
-        offset = skip + e.start  # in the file, byte order mark included
-        bad = " ".join(f"0x{b:02x}" for b in raw[offset:skip + e.end])
-        noun = "byte" if e.end - e.start == 1 else "bytes"
-        line = raw.count(b"\n", 0, offset) + 1
-        raise TextDataError(
-            f"expected a UTF-8 text file, got {noun} {bad} at offset {offset} (line {line}) "
-            f"in {path} "
-            "(use --encoding-errors replace to replace bad bytes)") from None
+    text = files.read_text(path, errors, TextDataError, raw=raw, hint=" (use --encoding-errors "
+                           "replace to replace bad bytes)")
     return text.replace("\r\n", "\n")
 
 

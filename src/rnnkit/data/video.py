@@ -42,7 +42,6 @@ files and frame folders work without it.
 from __future__ import annotations
 
 import contextlib
-import csv
 import itertools
 import json
 import math
@@ -65,6 +64,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..errors import RnnkitError
+from . import files
 from .files import atomic_write_bytes
 from .images import IMAGENET_MEAN, IMAGENET_STD, ImageError, _resized, load_image
 
@@ -628,20 +628,8 @@ def _text_lines(path: str) -> Iterator[tuple[int, str]]:
 
 
 def _read_text(path: str) -> str:
-    if not os.path.isfile(path):
-        what = "a folder" if os.path.isdir(path) else "no such file"
-        raise VideoError(f"{path}: expected a list file, got {what}")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise VideoError(f"{path}: cannot read it ({e.strerror})") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise VideoError(f"{path}:{line}: expected UTF-8 text, got byte 0x{raw[e.start]:02x} "
-                         f"at offset {e.start}") from None
+    return files.read_text(files.require_file(path, "a list file", VideoError), "strict",
+                           VideoError)
 
 
 def read_video_csv(path: str | os.PathLike[str], *,
@@ -674,26 +662,11 @@ def read_video_csv(path: str | os.PathLike[str], *,
 
 def _csv_rows(path: str) -> Iterator[tuple[int, list[str]]]:
     """``(line, row)`` of each non-blank csv row."""
-    reader = csv.reader(_read_text(path).splitlines())
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            raise VideoError(f"{path}:{reader.line_num}: {e}") from None
-        if any(cell.strip() for cell in row):
-            yield reader.line_num, row
+    return files.csv_rows(_read_text(path).splitlines(), path, VideoError)
 
 
 def _columns(header: list[str], source: str, wanted: tuple[str, ...]) -> tuple[int, ...]:
-    names = [cell.strip().casefold() for cell in header]
-    missing = [name for name in wanted if name not in names]
-    if missing:
-        found = ", ".join(repr(cell.strip()) for cell in header)
-        raise VideoError(f"{source}: expected a header row with columns "
-                         f"{', '.join(repr(w) for w in wanted)} (any case), got {found}")
-    return tuple(names.index(name) for name in wanted)
+    return files.header_columns(header, wanted, source, VideoError)
 
 
 def _check_row(row: list[str], width: int, indices: Sequence[int], names: Sequence[str],
