@@ -19,14 +19,14 @@ import itertools
 import json
 import os
 import re
-from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from ..errors import RnnkitError
 from . import files
 from .labelled import tokenize
+from .vocab import Vocabulary
 
 # Flickr8k.token.txt names one image "2258277193_586949ec62.jpg.1#0": the image file is
 # "...jpg"; the suffix is dropped and those captions join the image's others.
@@ -336,59 +336,30 @@ def caption_tokens(text: str) -> list[str]:
 
 # ------------------------------------------------------------------------------- vocabulary
 @dataclass(frozen=True)
-class CaptionVocab:
-    """Caption words and their ids: ``words[id]``; ids 0..3 are the special tokens."""
-
-    words: tuple[str, ...]  # "<pad>", "<unk>", "<start>", "<end>", then the words
-    _ids: dict[str, int] = field(init=False, repr=False, compare=False)
+class CaptionVocab(Vocabulary):
+    """Caption words and their ids: ``words[id]``; ids 0..3 are the special tokens. JSON:
+    ``{"words": [...]}``."""
 
     PAD: ClassVar[int] = 0  # fills a batch after the end of a shorter caption
     UNK: ClassVar[int] = 1  # every word not in the vocabulary
     START: ClassVar[int] = 2  # the first input of the decoder
     END: ClassVar[int] = 3  # the last target: generation stops when it is produced
     SPECIALS: ClassVar[tuple[str, ...]] = ("<pad>", "<unk>", "<start>", "<end>")
+    NOUN, WHAT, KEY, ERROR = "word", "caption vocabulary", "words", CaptionDataError
 
-    def __post_init__(self) -> None:
-        words = tuple(self.words)
-        if words[:len(self.SPECIALS)] != self.SPECIALS:
-            raise CaptionDataError(f"expected a caption vocabulary starting with "
-                                   f"{self.SPECIALS}, got {words[:len(self.SPECIALS)]}")
-        ids: dict[str, int] = {}
-        for index, word in enumerate(words):
-            if not isinstance(word, str) or not word:
-                raise CaptionDataError(f"expected words to be non-empty strings, got {word!r} "
-                                       f"at index {index}")
-            if word in ids:
-                raise CaptionDataError(f"expected distinct words, got {word!r} at index "
-                                       f"{ids[word]} and again at index {index}")
-            ids[word] = index
-        object.__setattr__(self, "words", words)
-        object.__setattr__(self, "_ids", ids)
+    @property
+    def words(self) -> tuple[str, ...]:
+        """``"<pad>"``, ``"<unk>"``, ``"<start>"``, ``"<end>"``, then the words."""
+        return self.tokens
 
     @classmethod
     def build(cls, token_lists: Iterable[Iterable[str]], min_count: int = 5,
               max_size: int | None = None) -> CaptionVocab:
         """The words seen at least ``min_count`` times (5 is the usual setting for COCO and
-        Flickr), most frequent first (ties alphabetical), after the four special tokens;
-        ``max_size`` caps the size *including* those, so it is the number of output classes."""
-        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-            raise ValueError(f"expected min_count to be a positive int, got {min_count!r}")
-        specials = len(cls.SPECIALS)
-        if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int)
-                                     or max_size < specials):
-            raise ValueError(f"expected max_size >= {specials} (the special tokens) or None, "
-                             f"got {max_size!r}")
-        counts = Counter(token for tokens in token_lists for token in tokens)
-        for special in cls.SPECIALS:
-            counts.pop(special, None)
-        frequent = sorted((w for w, n in counts.items() if n >= min_count),
-                          key=lambda w: (-counts[w], w))
-        if max_size is not None:
-            frequent = frequent[:max_size - specials]
-        return cls(cls.SPECIALS + tuple(frequent))
-
-    def __len__(self) -> int:
-        return len(self.words)
+        Flickr), most frequent first, after the four special tokens; ``max_size`` caps the size
+        *including* those, so it is the number of output classes
+        (:meth:`Vocabulary.counted`)."""
+        return cls.counted(token_lists, min_count, max_size)
 
     def encode(self, tokens: Iterable[str], max_len: int | None = 30) -> list[int]:
         """``[START, ids of the first max_len tokens..., END]`` (:attr:`UNK` for unknown words);
@@ -414,19 +385,3 @@ class CaptionVocab:
             if index not in (self.START, self.PAD):
                 words.append(self.words[index])
         return words
-
-    def to_json(self) -> dict:
-        """``{"words": [...]}``, for ``json.dump``."""
-        return {"words": list(self.words)}
-
-    @classmethod
-    def from_json(cls, obj: object) -> CaptionVocab:
-        """The vocabulary of a :meth:`to_json` object."""
-        if not isinstance(obj, dict) or set(obj) != {"words"}:
-            got = f"keys {sorted(obj)}" if isinstance(obj, dict) else type(obj).__name__
-            raise CaptionDataError(f'expected a caption vocabulary object {{"words": [...]}}, '
-                                   f"got {got}")
-        if not isinstance(obj["words"], list):
-            raise CaptionDataError(f'expected "words" to be a list, got '
-                                   f"{type(obj['words']).__name__}")
-        return cls(tuple(obj["words"]))

@@ -23,7 +23,6 @@ import json
 import os
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -34,6 +33,7 @@ from torch import Tensor
 
 from ..errors import RnnkitError
 from . import files
+from .vocab import Vocabulary
 
 FORMATS = ("auto", "csv", "tsv", "jsonl", "sst", "imdb")
 DEFAULT_TEXT_COLUMNS = ("text", "sentence", "review")  # looked for in this order, any case
@@ -403,25 +403,16 @@ def _pick_column(names: list[str] | None, given: str | int | None, defaults: Seq
 
 # ------------------------------------------------------------------------------- labels
 @dataclass(frozen=True)
-class LabelSet:
-    """The class labels and their ids: ``names[id]`` is the label of ``id``."""
+class LabelSet(Vocabulary):
+    """The class labels and their ids: ``names[id]`` is the label of ``id``. JSON:
+    ``{"names": [...]}``."""
 
-    names: tuple[str, ...]  # distinct, non-empty; id = index
-    _ids: dict[str, int] = field(init=False, repr=False, compare=False)
+    NOUN, WHAT, KEY, ERROR = "label", "label set", "names", LabelledDataError
 
-    def __post_init__(self) -> None:
-        names = tuple(self.names)
-        if not names:
-            raise LabelledDataError("expected at least one label, got none")
-        for index, name in enumerate(names):
-            if not isinstance(name, str) or not name:
-                raise LabelledDataError(f"expected labels to be non-empty strings, got {name!r} "
-                                        f"at index {index}")
-        if len(set(names)) != len(names):
-            twice = sorted(name for name, n in Counter(names).items() if n > 1)
-            raise LabelledDataError(f"expected distinct labels, got {', '.join(twice)} twice")
-        object.__setattr__(self, "names", names)
-        object.__setattr__(self, "_ids", {name: i for i, name in enumerate(names)})
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The distinct, non-empty labels; id = index."""
+        return self.tokens
 
     @classmethod
     def from_examples(cls, examples: Iterable[Example]) -> LabelSet:
@@ -433,9 +424,6 @@ class LabelSet:
         if all(_INTEGER.fullmatch(label) for label in distinct):
             return cls(tuple(sorted(distinct, key=lambda label: (int(label), label))))
         return cls(tuple(sorted(distinct)))
-
-    def __len__(self) -> int:
-        return len(self.names)
 
     def encode(self, label: str, source: str = "") -> int:
         """The id of ``label``; :class:`LabelledDataError` naming it, ``source`` and the known
@@ -452,26 +440,6 @@ class LabelSet:
         if not 0 <= label_id < len(self):
             raise IndexError(f"expected a label id in [0, {len(self)}), got {label_id}")
         return self.names[label_id]
-
-    def to_json(self) -> dict:
-        """``{"names": [...]}``, for ``json.dump``."""
-        return {"names": list(self.names)}
-
-    @classmethod
-    def from_json(cls, obj: object) -> LabelSet:
-        """The label set of a :meth:`to_json` object."""
-        return cls(tuple(_json_list(obj, "names", "label set")))
-
-
-def _json_list(obj: object, key: str, what: str) -> list:
-    """``obj[key]`` of a one-key object ``{key: [...]}``; :class:`LabelledDataError` if it is
-    not one."""
-    if not isinstance(obj, dict) or set(obj) != {key}:
-        got = f"keys {sorted(obj)}" if isinstance(obj, dict) else type(obj).__name__
-        raise LabelledDataError(f'expected a {what} object {{"{key}": [...]}}, got {got}')
-    if not isinstance(obj[key], list):
-        raise LabelledDataError(f'expected "{key}" to be a list, got {type(obj[key]).__name__}')
-    return obj[key]
 
 
 # ------------------------------------------------------------------------------- tokens
@@ -519,51 +487,27 @@ def tokenize(text: str, *, lowercase: bool = True) -> list[str]:
 
 # ------------------------------------------------------------------------------- vocabulary
 @dataclass(frozen=True)
-class WordVocab:
-    """Words and their ids: ``words[id]``; ids 0 and 1 are padding and unknown words."""
-
-    words: tuple[str, ...]  # "<pad>", "<unk>", then the words (by frequency from build)
-    _ids: dict[str, int] = field(init=False, repr=False, compare=False)
+class WordVocab(Vocabulary):
+    """Words and their ids: ``words[id]``; ids 0 and 1 are padding and unknown words. JSON:
+    ``{"words": [...]}``."""
 
     PAD: ClassVar[int] = 0  # the id that fills a batch after the end of a shorter sequence
     UNK: ClassVar[int] = 1  # the id of every word not in the vocabulary
-    SPECIALS: ClassVar[tuple[str, str]] = ("<pad>", "<unk>")
+    SPECIALS: ClassVar[tuple[str, ...]] = ("<pad>", "<unk>")
+    NOUN, WHAT, KEY, ERROR = "word", "word vocabulary", "words", LabelledDataError
 
-    def __post_init__(self) -> None:
-        words = tuple(self.words)
-        if words[:2] != self.SPECIALS:
-            raise LabelledDataError(f"expected a vocabulary starting with {self.SPECIALS}, "
-                                    f"got {words[:2]}")
-        ids: dict[str, int] = {}
-        for index, word in enumerate(words):
-            if not isinstance(word, str) or not word:
-                raise LabelledDataError(f"expected words to be non-empty strings, got {word!r} "
-                                        f"at index {index}")
-            if word in ids:
-                raise LabelledDataError(f"expected distinct words, got {word!r} at index "
-                                        f"{ids[word]} and again at index {index}")
-            ids[word] = index
-        object.__setattr__(self, "words", words)
-        object.__setattr__(self, "_ids", ids)
+    @property
+    def words(self) -> tuple[str, ...]:
+        """``"<pad>"``, ``"<unk>"``, then the words (by frequency from :meth:`build`)."""
+        return self.tokens
 
     @classmethod
     def build(cls, token_lists: Iterable[Iterable[str]], *, min_freq: int = 1,
               max_size: int | None = None) -> WordVocab:
-        """The words seen at least ``min_freq`` times, most frequent first (ties alphabetical),
-        after ``<pad>`` and ``<unk>``; ``max_size`` caps the size *including* those two, so it is
-        the number of rows of the embedding."""
-        if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
-            raise ValueError(f"expected min_freq to be a positive int, got {min_freq!r}")
-        if max_size is not None and (not isinstance(max_size, int) or max_size < 2):
-            raise ValueError(f"expected max_size >= 2 (<pad> and <unk>) or None, got {max_size!r}")
-        counts = Counter(token for tokens in token_lists for token in tokens)
-        for special in cls.SPECIALS:
-            counts.pop(special, None)  # a literal "<unk>" in the data is the unknown word
-        frequent = sorted((w for w, n in counts.items() if n >= min_freq),
-                          key=lambda w: (-counts[w], w))
-        if max_size is not None:
-            frequent = frequent[:max_size - len(cls.SPECIALS)]
-        return cls(cls.SPECIALS + tuple(frequent))
+        """The words seen at least ``min_freq`` times, most frequent first, after ``<pad>`` and
+        ``<unk>``; ``max_size`` caps the size *including* those two, so it is the number of
+        rows of the embedding (:meth:`Vocabulary.counted`)."""
+        return cls.counted(token_lists, min_freq, max_size, "min_freq")
 
     def extended(self, words: Iterable[str]) -> WordVocab:
         """This vocabulary (same ids) followed by those of ``words`` it lacks, in their order;
@@ -576,9 +520,6 @@ class WordVocab:
                 extra.append(word)
         return WordVocab(self.words + tuple(extra))
 
-    def __len__(self) -> int:
-        return len(self.words)
-
     def encode(self, tokens: Iterable[str], max_len: int | None = None) -> list[int]:
         """The ids of ``tokens``, :attr:`UNK` for unknown ones; with ``max_len`` only the first
         ``max_len`` tokens are kept (the beginning of a review usually says enough)."""
@@ -590,15 +531,6 @@ class WordVocab:
     def decode(self, ids: Iterable[int]) -> list[str]:
         """The words of ``ids``."""
         return [self.words[i] for i in ids]
-
-    def to_json(self) -> dict:
-        """``{"words": [...]}``, for ``json.dump``."""
-        return {"words": list(self.words)}
-
-    @classmethod
-    def from_json(cls, obj: object) -> WordVocab:
-        """The vocabulary of a :meth:`to_json` object."""
-        return cls(tuple(_json_list(obj, "words", "word vocabulary")))
 
 
 # ------------------------------------------------------------------------------- batching
