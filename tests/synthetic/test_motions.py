@@ -7,7 +7,8 @@ import zlib
 import numpy as np
 import pytest
 
-from rnnkit.data.video import read_class_folders, read_video
+from rnnkit.data.video import read_video
+from rnnkit.data.video_lists import read_class_folders
 from rnnkit.synthetic.motions import (
     MOTIONS,
     REVERSAL,

@@ -14,7 +14,7 @@ import numpy as np
 from torch import Tensor
 
 from ..data.files import atomic_path
-from ..data.video import _check_positive, import_av
+from ..data.video import check_rate, import_av
 
 _CODEC_OPTIONS = {  # per encoder's defaults: near-lossless for small synthetic clips
     # MPEG-4 part 2, FFmpeg's own encoder: a budget that small clips never reach, so every
@@ -45,7 +45,7 @@ def write_video(path: str | os.PathLike[str], frames: np.ndarray | Tensor, *, fp
             or pixels.shape[0] == 0 or pixels.shape[1] % 2 or pixels.shape[2] % 2:
         raise ValueError(f"expected frames (N, H, W, 3) uint8 with N >= 1 and even H, W, "
                          f"got {pixels.dtype} of shape {pixels.shape}")
-    _check_positive("fps", fps)
+    check_rate("fps", fps)
     if codec not in av.codecs_available:
         raise ValueError(f"expected an encoder of this FFmpeg build (e.g. 'mpeg4'), got "
                          f"{codec!r}, which it lacks")

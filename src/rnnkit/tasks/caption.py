@@ -29,7 +29,8 @@ from PIL import Image
 from torch import Tensor, nn
 
 from ..data.captions import CaptionedImage, CaptionVocab, caption_tokens, read_captions
-from ..data.images import FeatureCache, check_images, image_tensor, load_image
+from ..data.features import FeatureCache
+from ..data.images import check_images, image_tensor, load_image
 from ..metrics import caption_scores
 from ..models.captioner import Caption, Captioner, CaptionerConfig
 from ..models.encoders import SmallVGG, build_encoder
@@ -187,7 +188,7 @@ def files_imageset(items: list[CaptionedImage], config: CaptionConfig,
         pixels = [image_tensor(load_image(name), config.size) for name in names]
         return ImageSet(torch.stack(pixels).half(), references, names)
     cache = FeatureCache(cache_folder, feature_key(config))
-    features = cache.get_or_compute(names, encoder, image_size=config.size, progress=progress)
+    features = cache.images(names, encoder, image_size=config.size, progress=progress)
     return ImageSet(features, references, names)
 
 
