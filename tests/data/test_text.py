@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from rnnkit.data import (
+from rnnkit.data.text import (
     CharVocab,
     StatefulBatches,
     TextDataError,

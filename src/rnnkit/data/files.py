@@ -25,10 +25,10 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import RnnkitError
 
@@ -37,6 +37,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 ENCODING_ERRORS = ("strict", "replace")  # what a reader's encoding_errors= accepts
 
 Error = type[RnnkitError]
+T = TypeVar("T")
 _ESCAPED = re.compile(r"[\udc80-\udcff]+")  # bytes that surrogateescape decoding kept
 
 
@@ -82,6 +83,38 @@ def read_text(path: str, encoding_errors: str, error: Error, *, raw: bytes | Non
     raw = read_bytes(path, error) if raw is None else raw
     skip = len(UTF8_BOM) if raw.startswith(UTF8_BOM) else 0
     return decode(raw[skip:], path, encoding_errors, error, offset=skip, hint=hint)
+
+
+def head(path: str, size: int = 16) -> bytes:
+    """The first ``size`` bytes of a file (``b""`` if it cannot be read), to show what a file
+    that is not what was expected starts with."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return b""
+
+
+def keep_readable(items: Sequence[T], path: Callable[[T], str], check: Callable[[str], object],
+                  error: Error, listed: Callable[[T], str]) -> tuple[list[T], list[str]]:
+    """The items whose file passes ``check`` (which raises ``error`` naming what is wrong), in
+    order, and one message per bad item: ``"path: what is wrong (listed)"``. A file listed by
+    several items is checked once."""
+    problems: dict[str, str | None] = {}  # file -> problem, None when it is good
+    good, bad = [], []
+    for item in items:
+        file = path(item)
+        if file not in problems:
+            try:
+                check(file)
+                problems[file] = None
+            except error as e:
+                problems[file] = str(e)
+        if problems[file] is None:
+            good.append(item)
+        else:
+            bad.append(f"{problems[file]} ({listed(item)})")
+    return good, bad
 
 
 @dataclass(frozen=True)

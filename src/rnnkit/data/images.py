@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from ..errors import RnnkitError
+from . import files
 from .captions import CaptionedImage
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB mean of ImageNet's training images, on [0, 1]
@@ -70,19 +71,11 @@ def _decode(path: str) -> Image.Image:
         raise ImageError(f"{path}: {e}") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: expected an image file (JPEG, PNG, ...), got one that PIL "
-                         f"cannot identify, starting with {_head(path)!r}") from None
+                         f"cannot identify, starting with {files.head(path)!r}") from None
     except PermissionError as e:
         raise ImageError(f"{path}: cannot read it ({e.strerror})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:  # PIL's ways of saying "corrupt"
         raise ImageError(f"{path}: truncated or corrupt image ({e})") from None
-
-
-def _head(path: str, size: int = 16) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(size)
-    except OSError:
-        return b""
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -101,25 +94,8 @@ def check_images(items: Sequence[CaptionedImage]) -> tuple[list[CaptionedImage],
     """The items whose image loads (a full decode, so truncated files are found), in order,
     and one message per bad item: ``"path: what is wrong (captions from source)"``. An image
     listed by several items is decoded once."""
-    problems: dict[str, str | None] = {}  # image path -> problem, None when it loads
-    good, bad = [], []
-    for item in items:
-        if item.image not in problems:
-            problems[item.image] = _problem(item.image)
-        problem = problems[item.image]
-        if problem is None:
-            good.append(item)
-        else:
-            bad.append(f"{problem} (captions from {item.source})")
-    return good, bad
-
-
-def _problem(path: str) -> str | None:
-    try:
-        load_image(path)
-    except ImageError as e:
-        return str(e)
-    return None
+    return files.keep_readable(items, lambda item: item.image, load_image, ImageError,
+                               lambda item: f"captions from {item.source}")
 
 
 # ------------------------------------------------------------------------------- tensors

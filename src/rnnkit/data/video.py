@@ -53,6 +53,7 @@ from PIL import Image
 from torch import Tensor
 
 from ..errors import RnnkitError
+from . import files
 from .images import IMAGENET_MEAN, IMAGENET_STD, ImageError, load_image, resize_crop
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv",
@@ -221,7 +222,7 @@ def _open(path: str):
     except av.FFmpegError as e:
         raise VideoError(f"{path}: expected a video file ({', '.join(VIDEO_EXTENSIONS[:5])}, "
                          f"...), got one FFmpeg cannot read ({_reason(e)}), starting with "
-                         f"{_head(path)!r}") from None
+                         f"{files.head(path)!r}") from None
     except OSError as e:
         raise VideoError(f"{path}: cannot read it ({e.strerror})") from None
     try:
@@ -234,14 +235,6 @@ def _open(path: str):
 
 def _reason(error: Exception) -> str:
     return getattr(error, "strerror", None) or str(error)
-
-
-def _head(path: str, size: int = 16) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(size)
-    except OSError:
-        return b""
 
 
 def _video_stream(container, path: str):

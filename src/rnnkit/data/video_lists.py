@@ -55,25 +55,9 @@ def check_videos(items: Sequence[VideoItem], *,
     """The items whose clip can be read, in order, and one message per bad item:
     ``"path: what is wrong (listed at source)"``; ``full``: see
     :func:`rnnkit.data.video.check_clip`. A path listed by several items is checked once."""
-    problems: dict[str, str | None] = {}  # path -> problem, None when it is good
-    good, bad = [], []
-    for item in items:
-        if item.path not in problems:
-            problems[item.path] = _problem(item.path, full)
-        problem = problems[item.path]
-        if problem is None:
-            good.append(item)
-        else:
-            bad.append(f"{problem} (listed at {item.source})")
-    return good, bad
-
-
-def _problem(path: str, full: bool) -> str | None:
-    try:
-        check_clip(path, full=full)
-    except VideoError as e:
-        return str(e)
-    return None
+    return files.keep_readable(items, lambda item: item.path,
+                               lambda path: check_clip(path, full=full), VideoError,
+                               lambda item: f"listed at {item.source}")
 
 
 # ------------------------------------------------------------------------------- lists
