@@ -142,14 +142,11 @@ def _read_split(split: str, root: str) -> list[VideoItem]:
 
 def _text_lines(path: str) -> Iterator[tuple[int, str]]:
     """``(number, line)`` of each non-blank line of a UTF-8 text file (BOM dropped)."""
-    for number, line in enumerate(_read_text(path).splitlines(), 1):
+    text = files.read_text(files.require_file(path, "a list file", VideoError), "strict",
+                           VideoError)
+    for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
             yield number, line
-
-
-def _read_text(path: str) -> str:
-    return files.read_text(files.require_file(path, "a list file", VideoError), "strict",
-                           VideoError)
 
 
 def read_video_csv(path: str | os.PathLike[str], *,
@@ -164,38 +161,34 @@ def read_video_csv(path: str | os.PathLike[str], *,
     """
     path = os.fspath(path)
     base = os.fspath(root) if root is not None else os.path.dirname(path)
-    rows = _csv_rows(path)
-    header = next(rows, None)
-    if header is None:
-        raise VideoError(f"{path}: expected a header row 'path,label', got an empty file")
-    path_i, label_i = _columns(header[1], f"{path}:{header[0]}", ("path", "label"))
-    items = []
-    for line, row in rows:
-        source = f"{path}:{line}"
-        _check_row(row, len(header[1]), (path_i, label_i), ("path", "label"), source)
-        file = os.path.normpath(os.path.join(base, row[path_i].strip()))
-        items.append(VideoItem(file, row[label_i].strip(), source))
+    items = [VideoItem(os.path.normpath(os.path.join(base, file)), label, source)
+             for source, _, (file, label) in _table(path, ("path", "label"))]
     if not items:
         raise VideoError(f"{path}: expected rows of videos after the header, got none")
     return VideoReport(items, [])
 
 
-def _csv_rows(path: str) -> Iterator[tuple[int, list[str]]]:
-    """``(line, row)`` of each non-blank csv row."""
-    return files.csv_rows(_read_text(path).splitlines(), path, VideoError)
-
-
-def _columns(header: list[str], source: str, wanted: tuple[str, ...]) -> tuple[int, ...]:
-    return files.header_columns(header, wanted, source, VideoError)
-
-
-def _check_row(row: list[str], width: int, indices: Sequence[int], names: Sequence[str],
-               source: str) -> None:
-    if len(row) != width:
-        raise VideoError(f"{source}: expected {width} fields as in the header, got {len(row)}")
-    for i, name in zip(indices, names, strict=True):
-        if not row[i].strip():
-            raise VideoError(f"{source}: expected a {name}, got an empty field")
+def _table(path: str, names: tuple[str, ...]) -> Iterator[tuple[str, int, list[str]]]:
+    """``("path:line", line, the named fields stripped)`` of each row of a csv file whose header
+    row names the columns (any case and order; others ignored); a row with another field count
+    than the header or an empty named field raises :class:`VideoError`."""
+    text = files.read_text(files.require_file(path, "a list file", VideoError), "strict",
+                           VideoError)
+    rows = files.csv_rows(text.splitlines(), path, VideoError)
+    header = next(rows, None)
+    if header is None:
+        raise VideoError(f"{path}: expected a header row '{','.join(names)}', got an empty file")
+    columns = files.header_columns(header[1], names, f"{path}:{header[0]}", VideoError)
+    for line, row in rows:
+        source = f"{path}:{line}"
+        if len(row) != len(header[1]):
+            raise VideoError(f"{source}: expected {len(header[1])} fields as in the header, got "
+                             f"{len(row)}")
+        values = [row[i].strip() for i in columns]
+        for name, value in zip(names, values, strict=True):
+            if not value:
+                raise VideoError(f"{source}: expected a {name}, got an empty field")
+        yield source, line, values
 
 
 # ------------------------------------------------------------------------------- segments
@@ -212,18 +205,9 @@ def read_segments(path: str | os.PathLike[str], *,
     """
     path = os.fspath(path)
     base = os.fspath(root) if root is not None else os.path.dirname(path)
-    names = ("path", "start_s", "end_s", "label")
-    rows = _csv_rows(path)
-    header = next(rows, None)
-    if header is None:
-        raise VideoError(f"{path}: expected a header row 'path,start_s,end_s,label', got an "
-                         f"empty file")
-    columns = _columns(header[1], f"{path}:{header[0]}", names)
     found: dict[str, list[tuple[Segment, int]]] = {}  # video -> (segment, line)
-    for line, row in rows:
-        source = f"{path}:{line}"
-        _check_row(row, len(header[1]), columns, names, source)
-        video, start, end, label = (row[i].strip() for i in columns)
+    for source, line, (video, start, end, label) in _table(path, ("path", "start_s", "end_s",
+                                                                  "label")):
         segment = Segment(_seconds(start, "start_s", source), _seconds(end, "end_s", source),
                           label)
         if segment.start >= segment.end:
