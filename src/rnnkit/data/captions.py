@@ -15,7 +15,6 @@ found by :func:`rnnkit.data.images.check_images`), so captions can be read witho
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -366,11 +365,7 @@ class CaptionVocab(Vocabulary):
         ``max_len=None`` keeps every token."""
         if isinstance(tokens, str):
             raise TypeError("expected a list of tokens (caption_tokens(text)), got a str")
-        if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int)
-                                    or max_len < 1):
-            raise ValueError(f"expected max_len to be a positive int or None, got {max_len!r}")
-        kept = itertools.islice(tokens, max_len)
-        return [self.START, *(self._ids.get(token, self.UNK) for token in kept), self.END]
+        return [self.START, *self._lookup(tokens, max_len, self.UNK), self.END]
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """The words of ``ids`` up to the first :attr:`END`, without ``<start>`` and ``<pad>``

@@ -523,10 +523,7 @@ class WordVocab(Vocabulary):
     def encode(self, tokens: Iterable[str], max_len: int | None = None) -> list[int]:
         """The ids of ``tokens``, :attr:`UNK` for unknown ones; with ``max_len`` only the first
         ``max_len`` tokens are kept (the beginning of a review usually says enough)."""
-        if max_len is not None and (not isinstance(max_len, int) or max_len < 1):
-            raise ValueError(f"expected max_len to be a positive int or None, got {max_len!r}")
-        kept = itertools.islice(tokens, max_len)
-        return [self._ids.get(token, self.UNK) for token in kept]
+        return self._lookup(tokens, max_len, self.UNK)
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """The words of ``ids``."""

@@ -12,6 +12,7 @@ problem is a ``CaptionDataError`` naming "words".
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -86,6 +87,14 @@ class Vocabulary:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    def _lookup(self, tokens: Iterable[str], max_len: int | None, unknown: int) -> list[int]:
+        """The ids of the first ``max_len`` of ``tokens`` (all of them with ``None``),
+        ``unknown`` for a token not in the vocabulary."""
+        if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int)
+                                    or max_len < 1):
+            raise ValueError(f"expected max_len to be a positive int or None, got {max_len!r}")
+        return [self._ids.get(token, unknown) for token in itertools.islice(tokens, max_len)]
 
     def to_json(self) -> dict:
         """``{KEY: [...]}`` (``{"words": [...]}``), for ``json.dump``; :meth:`from_json` gives
