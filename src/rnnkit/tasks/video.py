@@ -55,7 +55,7 @@ class VideoConfig:
     val_fraction: float = 0.1
     motions: int = 300  # built-in: clips per motion class to train on (validation: a fifth)
     motions_dir: str | None = None  # where the built-in clips are written (None: RUN_DIR/motions)
-    fps: float = 1.0  # frames sampled per second of video; a frame folder's are taken at this rate
+    fps: float = 1.0  # frames sampled per second (a frame folder counts as sampled at this rate)
     max_frames: int = 30  # at most this many, spread over the whole clip
     image_size: int | None = None  # frame side (None: 64 for smallvgg, 224 pretrained)
     encoder: str = "smallvgg"  # smallvgg (trained here) | vgg16 | resnet18 | resnet50 (cached)
