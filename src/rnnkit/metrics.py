@@ -161,7 +161,7 @@ def plot_confusion(report: ClassificationReport, path: str | Path) -> Path | Non
         from matplotlib.figure import Figure  # draws without pyplot or a global backend
     except ImportError:
         return None
-    from .train.checkpoint import atomic_write_bytes
+    from .data.files import atomic_write_bytes
 
     counts = np.asarray(report.confusion, dtype=np.int64)  # (C, C)
     C = counts.shape[0]

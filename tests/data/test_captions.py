@@ -116,7 +116,7 @@ def test_coco_other_layouts(tmp_path, text, problem):
 def test_coco_non_utf8_and_missing_file(tmp_path):
     file = write(tmp_path / "captions.json",
                  b'{"images": [], "annotations": [{"caption": "\xff"}]}')
-    with pytest.raises(CaptionDataError, match=rf"{file}: expected a UTF-8 file, got byte 0xff "
+    with pytest.raises(CaptionDataError, match=rf"{file}:1: expected UTF-8 text, got byte 0xff "
                                                "at offset 44"):
         read_coco(file, tmp_path)
     with pytest.raises(CaptionDataError, match="expected a caption file, got no such file"):
@@ -173,7 +173,7 @@ def test_flickr_bad_lines_skipped_and_counted(tmp_path):
     assert captions(report) == {"a.jpg": ["good"], "d.jpg": ["ok"]}
     assert report.skipped == [f"{file}:2: empty caption for 'b.jpg'",
                               f"{file}:3: expected an image name before the tab, got none",
-                              f"{file}:4: expected UTF-8 text, got byte 0xe9 at column 12"]
+                              f"{file}:4: expected UTF-8 text, got byte 0xe9 at offset 44"]
 
 
 def test_flickr_split_keeps_listed_images(tmp_path):

@@ -1,10 +1,7 @@
-"""Images for captioning: safe loading, torchvision-equal tensors, checking items, and the
-feature cache."""
+"""Images for captioning: safe loading, torchvision-equal tensors and checking items."""
 
 from __future__ import annotations
 
-import json
-import os
 import warnings
 
 import numpy as np
@@ -12,12 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from rnnkit.data import images as images_module
 from rnnkit.data.captions import CaptionedImage
 from rnnkit.data.images import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    FeatureCache,
     ImageError,
     check_images,
     image_tensor,
@@ -151,145 +146,3 @@ def test_check_images_keeps_loadable_ones(tmp_path):
     assert kept == [items[0], items[3]]
     assert bad[0] == f"{tmp_path / 'gone.jpg'}: no such file (captions from c.json: images[1])"
     assert bad[1].startswith(f"{broken}: ") and bad[1].endswith("(captions from c.json: images[2])")
-
-
-# ------------------------------------------------------------------------------- FeatureCache
-class Encoder:
-    """Mean colour of each 2 x 2 quarter: ``(B, 3, S, S) -> (B, 4, 3)``; counts its images."""
-
-    def __init__(self):
-        self.batches: list[int] = []
-
-    def __call__(self, batch):
-        self.batches.append(batch.shape[0])
-        pooled = torch.nn.functional.adaptive_avg_pool2d(batch, 2)  # (B, 3, 2, 2)
-        return pooled.flatten(2).transpose(1, 2)  # (B, 3, 4) -> (B, 4, 3)
-
-
-@pytest.fixture
-def pictures(tmp_path):
-    """Five tiny PNGs of different colours."""
-    folder = tmp_path / "pictures"
-    folder.mkdir()
-    return [str(save(folder / f"{i}.png", np.full((6, 8, 3), 40 * i))) for i in range(5)]
-
-
-def expected(paths, size=4):
-    """The features computed without a cache."""
-    batch = torch.stack([image_tensor(load_image(p), size) for p in paths])  # (N, 3, S, S)
-    return Encoder()(batch)
-
-
-def test_cache_computes_once_and_reuses(tmp_path, pictures):
-    cache, encode = FeatureCache(tmp_path / "cache", "pool2-4"), Encoder()
-    first = cache.get_or_compute(pictures, encode, image_size=4, batch_size=2, progress=False)
-    assert first.shape == (5, 4, 3) and first.dtype == torch.float32
-    torch.testing.assert_close(first, expected(pictures))
-    assert encode.batches == [2, 2, 1]
-    again = FeatureCache(tmp_path / "cache", "pool2-4")  # a new process, same folder
-    torch.testing.assert_close(again.get_or_compute(pictures, encode, image_size=4), first)
-    assert encode.batches == [2, 2, 1]  # nothing recomputed
-    files = sorted(os.listdir(tmp_path / "cache" / "pool2-4"))
-    assert files[0] == "index.json" and all(f.endswith(".safetensors") for f in files[1:])
-
-
-def test_cache_rows_follow_the_requested_order(tmp_path, pictures):
-    cache, encode = FeatureCache(tmp_path, "k"), Encoder()
-    cache.get_or_compute(pictures[:2], encode, image_size=4, progress=False)
-    order = [pictures[3], pictures[0], pictures[3], os.path.relpath(pictures[1]), pictures[2]]
-    features = cache.get_or_compute(order, encode, image_size=4, progress=False)
-    torch.testing.assert_close(features, expected(order))
-    assert encode.batches == [2, 2]  # 3 and 2 new; 3 once though asked twice
-
-
-def test_cache_recomputes_a_changed_file(tmp_path, pictures):
-    cache, encode = FeatureCache(tmp_path, "k"), Encoder()
-    cache.get_or_compute(pictures, encode, image_size=4, progress=False)
-    save(pictures[1], np.full((6, 8, 3), 255))  # new content ...
-    stat = os.stat(pictures[1])
-    os.utime(pictures[1], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # ... and mtime
-    features = cache.get_or_compute(pictures, encode, image_size=4, progress=False)
-    assert encode.batches == [5, 1]
-    torch.testing.assert_close(features, expected(pictures))
-
-
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong layout"])
-def test_cache_survives_a_broken_index(tmp_path, pictures, damage):
-    cache, encode = FeatureCache(tmp_path, "k"), Encoder()
-    cache.get_or_compute(pictures, encode, image_size=4, progress=False)
-    index = tmp_path / "k" / "index.json"
-    text = index.read_text()
-    index.write_text({"truncate": text[:len(text) // 2], "garbage": "\xff\x00",
-                      "wrong layout": json.dumps({"format": 1, "key": "k"})}[damage])
-    with pytest.warns(UserWarning, match=rf"{index}: unusable feature-cache index .* will be "
-                                         "recomputed"):
-        features = cache.get_or_compute(pictures, encode, image_size=4, progress=False)
-    torch.testing.assert_close(features, expected(pictures))
-    assert encode.batches == [5, 5]
-    cache.get_or_compute(pictures, encode, image_size=4, progress=False)
-    assert encode.batches == [5, 5]  # the index is whole again
-
-
-def test_cache_survives_a_broken_shard(tmp_path, pictures):
-    cache, encode = FeatureCache(tmp_path, "k"), Encoder()
-    cache.get_or_compute(pictures, encode, image_size=4, progress=False)
-    shard = next((tmp_path / "k").glob("*.safetensors"))
-    shard.write_bytes(shard.read_bytes()[:40])
-    with pytest.warns(UserWarning, match=f"{shard}: unreadable feature shard"):
-        features = cache.get_or_compute(pictures, encode, image_size=4, progress=False)
-    torch.testing.assert_close(features, expected(pictures))
-    assert encode.batches == [5, 5]
-
-
-def test_cache_keeps_what_was_written_before_a_failure(tmp_path, pictures, monkeypatch):
-    """A shard per batch (tiny shard size); the run dies in the third batch: the next run
-    computes only what was lost, and no temporary file is left."""
-    monkeypatch.setattr(images_module, "_SHARD_BYTES", 1)
-    cache, encode = FeatureCache(tmp_path, "k"), Encoder()
-
-    def dies_on_third(batch):
-        if len(encode.batches) == 2:
-            raise KeyboardInterrupt
-        return encode(batch)
-
-    with pytest.raises(KeyboardInterrupt):
-        cache.get_or_compute(pictures, dies_on_third, image_size=4, batch_size=2, progress=False)
-    features = cache.get_or_compute(pictures, encode, image_size=4, batch_size=2, progress=False)
-    assert encode.batches == [2, 2, 1]
-    torch.testing.assert_close(features, expected(pictures))
-    assert not [f for f in os.listdir(tmp_path / "k") if f.endswith(".tmp")]
-
-
-def test_cache_bad_image_and_bad_encoder(tmp_path, pictures):
-    cache = FeatureCache(tmp_path, "k")
-    with pytest.raises(ImageError, match=rf"^{tmp_path / 'gone.png'}: no such file"):
-        cache.get_or_compute([pictures[0], str(tmp_path / "gone.png")], Encoder(), image_size=4)
-    text = tmp_path / "text.png"
-    text.write_text("not an image")
-    with pytest.raises(ImageError, match=rf"^{text}: expected an image file"):
-        cache.get_or_compute([str(text)], Encoder(), image_size=4, progress=False)
-    with pytest.raises(ValueError, match=r"expected encode to return \(5, R, C\) features for a "
-                                         r"batch of 5 images, got shape \(5, 12\)"):
-        cache.get_or_compute(pictures, lambda b: b.flatten(2).mean(2).repeat(1, 4),
-                             image_size=4, progress=False)
-
-
-def test_cache_settings_must_match_the_key(tmp_path, pictures):
-    cache = FeatureCache(tmp_path, "k")
-    cache.get_or_compute(pictures[:1], Encoder(), image_size=4, progress=False)
-    with pytest.raises(ValueError, match="holds features of 4-pixel images, got image_size=8"):
-        cache.get_or_compute(pictures[1:], Encoder(), image_size=8, progress=False)
-    with pytest.raises(ValueError, match=r"with \(R, C\) = \(4, 3\) as cached in .* got "
-                                         r"\(4, 1, 3\); a changed encoder needs a new key"):
-        cache.get_or_compute(pictures[1:], lambda b: Encoder()(b)[:, :1], image_size=4,
-                             progress=False)
-    with pytest.raises(ValueError, match="expected a key usable as a folder name"):
-        FeatureCache(tmp_path, "../elsewhere")
-
-
-def test_cache_progress_goes_to_stderr(tmp_path, pictures, capsys):
-    FeatureCache(tmp_path, "k").get_or_compute(pictures, Encoder(), image_size=4)
-    out, err = capsys.readouterr()
-    assert out == "" and "features k" in err and "5/5" in err
-    FeatureCache(tmp_path, "j").get_or_compute(pictures, Encoder(), image_size=4, progress=False)
-    assert capsys.readouterr() == ("", "")

@@ -318,7 +318,7 @@ def test_vocab_encode_and_json():
     assert vocab.decode([2, 3]) == ["good", "film"]
     again = WordVocab.from_json(json.loads(json.dumps(vocab.to_json())))
     assert again == vocab and again.encode(["film"]) == [3]
-    with pytest.raises(LabelledDataError, match="expected a vocabulary starting with"):
+    with pytest.raises(LabelledDataError, match="expected a word vocabulary starting with"):
         WordVocab(("a", "b"))
     with pytest.raises(LabelledDataError, match="expected a word vocabulary object"):
         WordVocab.from_json({"chars": []})

@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from rnnkit.data import (
+from rnnkit.data.text import (
     CharVocab,
     StatefulBatches,
     TextDataError,
@@ -67,7 +67,7 @@ def test_invalid_utf8_names_file_offset_and_byte(tmp_path):
     assert data.index(b"\xff") == 18
     path = write(tmp_path / "input.txt", data)
     with pytest.raises(TextDataError, match=re.escape(
-            f"expected a UTF-8 text file, got byte 0xff at offset 18 (line 2) in {path} "
+            f"{path}:2: expected UTF-8 text, got byte 0xff at offset 18 "
             "(use --encoding-errors replace to replace bad bytes)")):
         read_text(path)
     assert read_text(path, errors="replace") == "first line\nsecond \ufffd line"
@@ -83,8 +83,8 @@ def test_invalid_utf8_offset_counts_the_bom_and_names_every_bad_byte(tmp_path):
 def test_invalid_utf8_in_a_folder_names_the_file(tmp_path):
     write(tmp_path / "good.txt", "fine")
     bad = write(tmp_path / "z" / "bad.txt", b"ok\x80")
-    with pytest.raises(TextDataError, match=re.escape(f"got byte 0x80 at offset 2 (line 1) "
-                                                      f"in {bad}")):
+    with pytest.raises(TextDataError, match=re.escape(f"{bad}:1: expected UTF-8 text, got byte "
+                                                      "0x80 at offset 2")):
         read_text(tmp_path)
 
 

@@ -86,7 +86,7 @@ def test_words_with_spaces_and_duplicates(tmp_path):
 def test_blank_lines_skipped_and_line_numbers_kept(tmp_path):
     path = write(tmp_path / "glove.txt", "a 1 2\n\nb 3 4\n\nc 5\n")
     with pytest.raises(VectorsError, match=re.escape(
-            f"{path} line 5: expected 2 values after the word (from line 1), got 1")):
+            f"{path}:5: expected 2 values after the word (from line 1), got 1")):
         load_vectors(path)
 
 
@@ -96,25 +96,25 @@ def test_wrong_value_count_names_line(tmp_path):
     lines[16] = "w16 " + " ".join(["0.1"] * 49)
     path = write(tmp_path / "glove.txt", "\n".join(lines) + "\n")
     with pytest.raises(VectorsError, match=re.escape(
-            f"{path} line 17: expected 50 values after the word (from line 1), got 49")):
+            f"{path}:17: expected 50 values after the word (from line 1), got 49")):
         load_vectors(path)
 
 
 def test_too_many_values_is_not_a_word_with_spaces(tmp_path):
     path = write(tmp_path / "glove.txt", "a 1 2\nb 3 4 5\n")
     with pytest.raises(VectorsError, match=re.escape(
-            f"{path} line 2: expected 2 values after the word (from line 1), got 3")):
+            f"{path}:2: expected 2 values after the word (from line 1), got 3")):
         load_vectors(path)
 
 
 def test_header_dimension_disagrees_with_rows(tmp_path):
     path = write(tmp_path / "w2v.txt", "3 4\n" + glove_text(ROWS))
     with pytest.raises(VectorsError, match=re.escape(
-            f"{path} line 2: expected 4 values after the word (from the header (line 1: "
+            f"{path}:2: expected 4 values after the word (from the header (line 1: "
             "'3 4')), got 3")):
         load_vectors(path)
     path = write(tmp_path / "w2v2.txt", "3 2\n" + glove_text(ROWS))
-    with pytest.raises(VectorsError, match=r"line 2: expected 2 values .* got 3"):
+    with pytest.raises(VectorsError, match=r":2: expected 2 values .* got 3"):
         load_vectors(path)
 
 
@@ -129,14 +129,14 @@ def test_value_not_a_number(tmp_path):
     rows = "".join(f"w{i} 1 2\n" for i in range(20_000)) + "bad 1 x\n"  # past one chunk
     path = write(tmp_path / "glove.txt", rows)
     with pytest.raises(VectorsError, match=re.escape(
-            f"{path} line 20001: expected a number as value 2, got 'x'")):
+            f"{path}:20001: expected a number as value 2, got 'x'")):
         load_vectors(path)
 
 
 def test_not_utf8_names_offset(tmp_path):
     path = write(tmp_path / "glove.txt", b"a 1 2\nb\xff 3 4\n")
     with pytest.raises(VectorsError, match=re.escape(
-            f"{path} line 2: expected UTF-8 text, got 0xff at byte offset 7")):
+            f"{path}:2: expected UTF-8 text, got byte 0xff at offset 7")):
         load_vectors(path)
     wv = load_vectors(path, encoding_errors="replace")
     assert wv.words == ["a", "b\ufffd"]

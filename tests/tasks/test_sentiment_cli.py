@@ -114,7 +114,7 @@ def test_vectors_file_with_a_wrong_dimension_is_named(tmp_path, capsys) -> None:
     assert main(["sentiment", "train", "--train", str(tmp_path / "train.txt"), "--vectors",
                  str(tmp_path / "vec.txt"), "--out", str(tmp_path / "run"), "--max-steps", "2",
                  *SMALL]) == 2
-    assert "line 2" in capsys.readouterr().err
+    assert "vec.txt:2:" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from rnnkit.cli import main
-from rnnkit.data.motions import MotionConfig, write_motion_dataset
 from rnnkit.models.frames import FrameModelConfig, FrameSequenceModel
+from rnnkit.synthetic.motions import MotionConfig, write_motion_dataset
 
 pytest.importorskip("av", reason="video files need PyAV (the dev extra installs it)")
 

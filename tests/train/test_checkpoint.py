@@ -20,17 +20,16 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-import rnnkit.train.checkpoint as checkpoint_module
+import rnnkit.data.files as files_module
+from rnnkit.data.files import atomic_write_bytes, save_json
 from rnnkit.train import (
     FORMAT_VERSION,
     Checkpoint,
     CheckpointError,
-    atomic_write_bytes,
     flatten_state,
     load_checkpoint,
     load_json,
     save_checkpoint,
-    save_json,
     unflatten_state,
 )
 
@@ -416,7 +415,7 @@ class HalfWriter(io.FileIO):
 
 
 def fail_mid_write(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(checkpoint_module, "open", lambda fd, mode: HalfWriter(fd, "wb"),
+    monkeypatch.setattr(files_module, "open", lambda fd, mode: HalfWriter(fd, "wb"),
                         raising=False)
 
 

@@ -1,15 +1,8 @@
-"""Data: reading text, character vocabularies and the stateful batches of truncated BPTT."""
+"""Data: readers of real formats, one module each, on a shared base.
 
-from .text import (
-    DEFAULT_CORPUS_NAME,
-    CharVocab,
-    StatefulBatches,
-    TextDataError,
-    default_corpus,
-    read_text,
-    split_tail,
-    windows,
-)
-
-__all__ = ["DEFAULT_CORPUS_NAME", "CharVocab", "StatefulBatches", "TextDataError",
-           "default_corpus", "read_text", "split_tail", "windows"]
+``files`` (text, gzip, CSV, bad records, atomic writes), ``vocab`` (the one vocabulary),
+``features`` (the one feature cache); ``text`` (char-rnn), ``labelled`` (classification),
+``captions`` and ``images``, ``video`` (clips) and ``video_lists``, ``parallel`` and
+``subword`` (translation), ``vectors`` (pretrained word vectors), ``download``. Generated
+datasets are :mod:`rnnkit.synthetic`'s.
+"""

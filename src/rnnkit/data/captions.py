@@ -15,20 +15,18 @@ found by :func:`rnnkit.data.images.check_images`), so captions can be read witho
 
 from __future__ import annotations
 
-import csv as csv_module
-import itertools
 import json
 import os
 import re
-from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from ..errors import RnnkitError
+from . import files
 from .labelled import tokenize
+from .vocab import Vocabulary
 
-_UTF8_BOM = b"\xef\xbb\xbf"
 # Flickr8k.token.txt names one image "2258277193_586949ec62.jpg.1#0": the image file is
 # "...jpg"; the suffix is dropped and those captions join the image's others.
 _FLICKR_SUFFIX = re.compile(r"(\.jpe?g)\.\d+$", re.IGNORECASE)
@@ -102,19 +100,20 @@ def read_coco(annotations: str | os.PathLike[str], images: str | os.PathLike[str
     """
     path = os.fspath(annotations)
     data = _coco_object(path)
-    records = _Records(path, skip_bad)
+    records = _records(skip_bad)
     by_id = _coco_images(data["images"], path, os.fspath(images), records)
     _coco_captions(data["annotations"], path, by_id, records)
     for item in by_id.values():
         if not item.captions:
-            records.skipped.append(f"{item.source}: no captions for image "
+            records.messages.append(f"{item.source}: no captions for image "
                                    f"{os.path.basename(item.image)!r}, dropped")
-    return records.report([item for item in by_id.values() if item.captions])
+    return _report(path, records, [item for item in by_id.values() if item.captions])
 
 
 def _coco_object(path: str) -> dict:
     """The top-level object of a COCO captions file, checked to hold the two lists."""
-    text = _read_text(path)
+    text = files.read_text(files.require_file(path, "a caption file", CaptionDataError),
+                           "strict", CaptionDataError)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -132,7 +131,7 @@ def _coco_object(path: str) -> dict:
 
 
 def _coco_images(entries: list, path: str, images: str,
-                 records: _Records) -> dict[int, CaptionedImage]:
+                 records: files.BadRecords) -> dict[int, CaptionedImage]:
     """``id -> CaptionedImage`` (captions still empty) of the ``"images"`` list."""
     by_id: dict[int, CaptionedImage] = {}
     for i, entry in enumerate(entries):
@@ -140,36 +139,36 @@ def _coco_images(entries: list, path: str, images: str,
         image_id = entry.get("id") if isinstance(entry, dict) else None
         name = entry.get("file_name") if isinstance(entry, dict) else None
         if not isinstance(entry, dict):
-            records.bad(source, f"expected an object, got {type(entry).__name__}")
+            records.add(source, f"expected an object, got {type(entry).__name__}")
         elif not _is_int(image_id):
-            records.bad(source, f"expected an integer \"id\", got {image_id!r}")
+            records.add(source, f"expected an integer \"id\", got {image_id!r}")
         elif not isinstance(name, str) or not name.strip():
-            records.bad(source, f"expected a non-empty \"file_name\" string, got {name!r}")
+            records.add(source, f"expected a non-empty \"file_name\" string, got {name!r}")
         elif image_id in by_id:
-            records.bad(source, f"id {image_id} again (first at {by_id[image_id].source})")
+            records.add(source, f"id {image_id} again (first at {by_id[image_id].source})")
         else:
             by_id[image_id] = CaptionedImage(os.path.join(images, name.strip()), [], source)
     return by_id
 
 
 def _coco_captions(entries: list, path: str, by_id: dict[int, CaptionedImage],
-                   records: _Records) -> None:
+                   records: files.BadRecords) -> None:
     """Add each caption of the ``"annotations"`` list to its image."""
     for j, entry in enumerate(entries):
         source = f"{path}: annotations[{j}]"
         if not isinstance(entry, dict):
-            records.bad(source, f"expected an object, got {type(entry).__name__}")
+            records.add(source, f"expected an object, got {type(entry).__name__}")
             continue
         image_id, caption = entry.get("image_id"), entry.get("caption")
         if not _is_int(image_id):
-            records.bad(source, f"expected an integer \"image_id\", got {image_id!r}")
+            records.add(source, f"expected an integer \"image_id\", got {image_id!r}")
         elif image_id not in by_id:
-            records.bad(source, f"image_id {image_id} is not in \"images\"")
+            records.add(source, f"image_id {image_id} is not in \"images\"")
         elif not isinstance(caption, str):
             hint = " (is this a captions_*.json file?)" if "bbox" in entry else ""
-            records.bad(source, f"expected a \"caption\" string, got {caption!r}{hint}")
+            records.add(source, f"expected a \"caption\" string, got {caption!r}{hint}")
         elif not caption.strip():
-            records.bad(source, "empty caption")
+            records.add(source, "empty caption")
         else:
             by_id[image_id].captions.append(caption.strip())
 
@@ -199,19 +198,19 @@ def read_flickr(tokens: str | os.PathLike[str], images: str | os.PathLike[str], 
             ``True`` records the message in ``skipped`` and goes on.
     """
     path = os.fspath(tokens)
-    records = _Records(path, skip_bad)
+    records = _records(skip_bad)
     by_name: dict[str, CaptionedImage] = {}
     for source, line in _text_lines(path, records):
         name, tab, caption = line.partition("\t")
         name = _FLICKR_SUFFIX.sub(r"\1", _FLICKR_NUMBER.sub("", name.strip()))
         if not tab:
             hint = " (tabs replaced by spaces?)" if re.match(r"\S+#\d+ ", line) else ""
-            records.bad(source, f"expected '<image>#<n><TAB><caption>', got no tab in "
+            records.add(source, f"expected '<image>#<n><TAB><caption>', got no tab in "
                                 f"{_shorten(line)!r}{hint}")
         elif not name:
-            records.bad(source, "expected an image name before the tab, got none")
+            records.add(source, "expected an image name before the tab, got none")
         elif not caption.strip():
-            records.bad(source, f"empty caption for {name!r}")
+            records.add(source, f"empty caption for {name!r}")
         elif name in by_name:
             by_name[name].captions.append(caption.strip())
         else:
@@ -220,17 +219,17 @@ def read_flickr(tokens: str | os.PathLike[str], images: str | os.PathLike[str], 
     if split is not None:
         wanted = _split_names(os.fspath(split), path, by_name, records)
         by_name = {name: item for name, item in by_name.items() if name in wanted}
-    return records.report(list(by_name.values()))
+    return _report(path, records, list(by_name.values()))
 
 
 def _split_names(split: str, tokens: str, by_name: dict[str, CaptionedImage],
-                 records: _Records) -> set[str]:
+                 records: files.BadRecords) -> set[str]:
     """The image names listed in a split file, each checked to be in the token file."""
     wanted: set[str] = set()
     for source, line in _text_lines(split, records):
         name = line.strip()
         if name not in by_name:
-            records.bad(source, f"image {name!r} of the split is not in {tokens}")
+            records.add(source, f"image {name!r} of the split is not in {tokens}")
         else:
             wanted.add(name)
     if not wanted:
@@ -249,18 +248,22 @@ def read_caption_csv(path: str | os.PathLike[str], images: str | os.PathLike[str
     records the message in ``skipped`` and goes on.
     """
     path = os.fspath(path)
-    records = _Records(path, skip_bad)
-    rows = _csv_rows(path)
+    records = _records(skip_bad)
+    # bytes that are not UTF-8 become lone surrogates, found by files.bad_bytes so that the
+    # message names the row
+    lines = (line.data.decode("utf-8", "surrogateescape") for line in _lines(path))
+    rows = files.csv_rows(lines, path, CaptionDataError)
     header = next(rows, None)
     if header is None:
         raise CaptionDataError(f"no captioned images in {path}: the file is empty")
-    image_i, caption_i = _csv_columns(header[1], f"{path}:{header[0]}")
+    image_i, caption_i = files.header_columns(header[1], ("image", "caption"),
+                                              f"{path}:{header[0]}", CaptionDataError)
     by_name: dict[str, CaptionedImage] = {}
     for line, row in rows:
         source = f"{path}:{line}"
         problem = _csv_problem(row, len(header[1]), image_i, caption_i)
         if problem:
-            records.bad(source, problem)
+            records.add(source, problem)
             continue
         name, caption = row[image_i].strip(), row[caption_i].strip()
         if name in by_name:
@@ -268,44 +271,14 @@ def read_caption_csv(path: str | os.PathLike[str], images: str | os.PathLike[str
         else:
             by_name[name] = CaptionedImage(os.path.join(os.fspath(images), name), [caption],
                                            source)
-    return records.report(list(by_name.values()))
-
-
-def _csv_rows(path: str) -> Iterator[tuple[int, list[str]]]:
-    """``(first line, row)`` of each non-blank row; bytes that are not UTF-8 become lone
-    surrogates, found by :func:`_bad_bytes` so that the message names the row."""
-    lines = (raw.decode("utf-8", "surrogateescape") for _, raw in _raw_lines(path))
-    reader = csv_module.reader(lines)
-    end = 0
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv_module.Error as e:
-            raise CaptionDataError(f"{path}:{reader.line_num}: {e}") from None
-        start, end = end + 1, reader.line_num
-        if any(cell.strip() for cell in row):
-            yield start, row
-
-
-def _csv_columns(header: list[str], source: str) -> tuple[int, int]:
-    """The indices of the image and caption columns of a header row."""
-    names = [cell.strip().casefold() for cell in header]
-    missing = [name for name in ("image", "caption") if name not in names]
-    if missing:
-        found = ", ".join(repr(cell.strip()) for cell in header)
-        raise CaptionDataError(f"{source}: expected a header row with 'image' and 'caption' "
-                               f"columns (any case), got columns {found} (no "
-                               f"{' and no '.join(repr(m) for m in missing)})")
-    return names.index("image"), names.index("caption")
+    return _report(path, records, list(by_name.values()))
 
 
 def _csv_problem(row: list[str], width: int, image_i: int, caption_i: int) -> str | None:
     """What is wrong with a csv row, or ``None``."""
     if len(row) != width:
         return f"expected {width} fields as in the header, got {len(row)}"
-    bad = _bad_bytes("".join(row))
+    bad = files.bad_bytes("".join(row))
     if bad:
         return f"expected UTF-8 text, got {bad}"
     if not row[image_i].strip():
@@ -316,88 +289,35 @@ def _csv_problem(row: list[str], width: int, image_i: int, caption_i: int) -> st
 
 
 # ------------------------------------------------------------------------------- helpers
-@dataclass
-class _Records:
+def _records(skip_bad: bool) -> files.BadRecords:
     """The bad-record messages of one read: raised, or kept with ``skip_bad``."""
-
-    path: str
-    skip_bad: bool
-    skipped: list[str] = field(default_factory=list)
-
-    def bad(self, source: str, problem: str) -> None:
-        message = f"{source}: {problem}"
-        if not self.skip_bad:
-            raise CaptionDataError(f"{message} (pass skip_bad=True to skip bad records)")
-        self.skipped.append(message)
-
-    def report(self, items: list[CaptionedImage]) -> CaptionReport:
-        if not items:
-            first = f"; the first of {len(self.skipped)} skipped: {self.skipped[0]}" \
-                if self.skipped else ""
-            raise CaptionDataError(f"no captioned images in {self.path}{first}")
-        return CaptionReport(items, self.skipped)
+    return files.BadRecords(skip_bad, CaptionDataError, "pass skip_bad=True to skip bad records")
 
 
-def _raw_lines(path: str) -> Iterator[tuple[int, bytes]]:
-    """``(number, bytes)`` of each line of a file, line end kept (csv needs it inside quoted
-    fields), UTF-8 byte order mark dropped."""
-    _check_file(path)
-    try:
-        with open(path, "rb") as f:
-            for number, raw in enumerate(f, 1):
-                if number == 1 and raw.startswith(_UTF8_BOM):
-                    raw = raw[len(_UTF8_BOM):]
-                yield number, raw
-    except OSError as e:
-        raise CaptionDataError(f"cannot read {path}: {e.strerror}") from e
+def _report(path: str, records: files.BadRecords,
+            items: list[CaptionedImage]) -> CaptionReport:
+    skipped = records.messages
+    if not items:
+        first = f"; the first of {len(skipped)} skipped: {skipped[0]}" if skipped else ""
+        raise CaptionDataError(f"no captioned images in {path}{first}")
+    return CaptionReport(items, skipped)
 
 
-def _text_lines(path: str, records: _Records) -> Iterator[tuple[str, str]]:
+def _lines(path: str) -> Iterator[files.Line]:
+    return files.lines(files.require_file(path, "a caption file", CaptionDataError),
+                       CaptionDataError)
+
+
+def _text_lines(path: str, records: files.BadRecords) -> Iterator[tuple[str, str]]:
     """``("path:line", text)`` of each non-blank line; a line that is not UTF-8 is a bad
     record."""
-    for number, raw in _raw_lines(path):
-        source = f"{path}:{number}"
-        raw = raw.rstrip(b"\r\n")
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            records.bad(source, f"expected UTF-8 text, got byte 0x{raw[e.start]:02x} at "
-                                f"column {e.start + 1}")
-            continue
-        if line.strip():
-            yield source, line
-
-
-def _check_file(path: str) -> None:
-    if not os.path.isfile(path):
-        what = "a folder" if os.path.isdir(path) else "no such file"
-        raise CaptionDataError(f"expected a caption file, got {what}: {path}")
-
-
-def _read_text(path: str) -> str:
-    """The whole text of a UTF-8 file (byte order mark dropped)."""
-    _check_file(path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise CaptionDataError(f"cannot read {path}: {e.strerror}") from e
-    raw = raw[len(_UTF8_BOM):] if raw.startswith(_UTF8_BOM) else raw
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise CaptionDataError(f"{path}: expected a UTF-8 file, got byte "
-                               f"0x{raw[e.start]:02x} at offset {e.start}") from None
-
-
-def _bad_bytes(text: str) -> str | None:
-    """The first non-UTF-8 bytes, which ``surrogateescape`` turned into U+DC80..U+DCFF, as
-    ``"byte 0xff"``; ``None`` if there are none."""
-    escaped = re.search(r"[\udc80-\udcff]+", text)
-    if not escaped:
-        return None
-    values = [ord(char) - 0xDC00 for char in escaped.group()]
-    return ("byte " if len(values) == 1 else "bytes ") + " ".join(f"0x{v:02x}" for v in values)
+    for line in _lines(path):
+        source = f"{path}:{line.number}"
+        problem = files.utf8_problem(line.data, line.offset)
+        if problem:
+            records.add(source, problem)
+        elif line.data.strip():
+            yield source, line.data.decode("utf-8").rstrip("\r\n")
 
 
 def _shorten(text: str, limit: int = 60) -> str:
@@ -415,70 +335,37 @@ def caption_tokens(text: str) -> list[str]:
 
 # ------------------------------------------------------------------------------- vocabulary
 @dataclass(frozen=True)
-class CaptionVocab:
-    """Caption words and their ids: ``words[id]``; ids 0..3 are the special tokens."""
-
-    words: tuple[str, ...]  # "<pad>", "<unk>", "<start>", "<end>", then the words
-    _ids: dict[str, int] = field(init=False, repr=False, compare=False)
+class CaptionVocab(Vocabulary):
+    """Caption words and their ids: ``words[id]``; ids 0..3 are the special tokens. JSON:
+    ``{"words": [...]}``."""
 
     PAD: ClassVar[int] = 0  # fills a batch after the end of a shorter caption
     UNK: ClassVar[int] = 1  # every word not in the vocabulary
     START: ClassVar[int] = 2  # the first input of the decoder
     END: ClassVar[int] = 3  # the last target: generation stops when it is produced
     SPECIALS: ClassVar[tuple[str, ...]] = ("<pad>", "<unk>", "<start>", "<end>")
+    NOUN, WHAT, KEY, ERROR = "word", "caption vocabulary", "words", CaptionDataError
 
-    def __post_init__(self) -> None:
-        words = tuple(self.words)
-        if words[:len(self.SPECIALS)] != self.SPECIALS:
-            raise CaptionDataError(f"expected a caption vocabulary starting with "
-                                   f"{self.SPECIALS}, got {words[:len(self.SPECIALS)]}")
-        ids: dict[str, int] = {}
-        for index, word in enumerate(words):
-            if not isinstance(word, str) or not word:
-                raise CaptionDataError(f"expected words to be non-empty strings, got {word!r} "
-                                       f"at index {index}")
-            if word in ids:
-                raise CaptionDataError(f"expected distinct words, got {word!r} at index "
-                                       f"{ids[word]} and again at index {index}")
-            ids[word] = index
-        object.__setattr__(self, "words", words)
-        object.__setattr__(self, "_ids", ids)
+    @property
+    def words(self) -> tuple[str, ...]:
+        """``"<pad>"``, ``"<unk>"``, ``"<start>"``, ``"<end>"``, then the words."""
+        return self.tokens
 
     @classmethod
     def build(cls, token_lists: Iterable[Iterable[str]], min_count: int = 5,
               max_size: int | None = None) -> CaptionVocab:
         """The words seen at least ``min_count`` times (5 is the usual setting for COCO and
-        Flickr), most frequent first (ties alphabetical), after the four special tokens;
-        ``max_size`` caps the size *including* those, so it is the number of output classes."""
-        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-            raise ValueError(f"expected min_count to be a positive int, got {min_count!r}")
-        specials = len(cls.SPECIALS)
-        if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int)
-                                     or max_size < specials):
-            raise ValueError(f"expected max_size >= {specials} (the special tokens) or None, "
-                             f"got {max_size!r}")
-        counts = Counter(token for tokens in token_lists for token in tokens)
-        for special in cls.SPECIALS:
-            counts.pop(special, None)
-        frequent = sorted((w for w, n in counts.items() if n >= min_count),
-                          key=lambda w: (-counts[w], w))
-        if max_size is not None:
-            frequent = frequent[:max_size - specials]
-        return cls(cls.SPECIALS + tuple(frequent))
-
-    def __len__(self) -> int:
-        return len(self.words)
+        Flickr), most frequent first, after the four special tokens; ``max_size`` caps the size
+        *including* those, so it is the number of output classes
+        (:meth:`Vocabulary.counted`)."""
+        return cls.counted(token_lists, min_count, max_size)
 
     def encode(self, tokens: Iterable[str], max_len: int | None = 30) -> list[int]:
         """``[START, ids of the first max_len tokens..., END]`` (:attr:`UNK` for unknown words);
         ``max_len=None`` keeps every token."""
         if isinstance(tokens, str):
             raise TypeError("expected a list of tokens (caption_tokens(text)), got a str")
-        if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int)
-                                    or max_len < 1):
-            raise ValueError(f"expected max_len to be a positive int or None, got {max_len!r}")
-        kept = itertools.islice(tokens, max_len)
-        return [self.START, *(self._ids.get(token, self.UNK) for token in kept), self.END]
+        return [self.START, *self._lookup(tokens, max_len, self.UNK), self.END]
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """The words of ``ids`` up to the first :attr:`END`, without ``<start>`` and ``<pad>``
@@ -493,19 +380,3 @@ class CaptionVocab:
             if index not in (self.START, self.PAD):
                 words.append(self.words[index])
         return words
-
-    def to_json(self) -> dict:
-        """``{"words": [...]}``, for ``json.dump``."""
-        return {"words": list(self.words)}
-
-    @classmethod
-    def from_json(cls, obj: object) -> CaptionVocab:
-        """The vocabulary of a :meth:`to_json` object."""
-        if not isinstance(obj, dict) or set(obj) != {"words"}:
-            got = f"keys {sorted(obj)}" if isinstance(obj, dict) else type(obj).__name__
-            raise CaptionDataError(f'expected a caption vocabulary object {{"words": [...]}}, '
-                                   f"got {got}")
-        if not isinstance(obj["words"], list):
-            raise CaptionDataError(f'expected "words" to be a list, got '
-                                   f"{type(obj['words']).__name__}")
-        return cls(tuple(obj["words"]))

@@ -17,7 +17,6 @@ import os
 import stat
 import sys
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -27,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from ..errors import RnnkitError
+from .files import atomic_path
 
 _CHUNK = 1 << 20  # bytes per read while downloading and hashing
 _TIMEOUT_S = 60  # per socket operation, not for the whole download
@@ -103,8 +103,9 @@ def fetch(name_or_resource: str | Resource, cache_dir: str | os.PathLike[str] | 
         progress: show a tqdm progress bar on stderr while downloading.
 
     The download goes to a temporary file in ``cache_dir`` that is checked and then renamed
-    into place (atomic on one file system), so an interrupted or corrupt download never leaves
-    a file under the final name. A copy whose sha256 does not match is downloaded again.
+    into place (:func:`rnnkit.data.files.atomic_path`), so an interrupted or corrupt download
+    never leaves a file under the final name. A copy whose sha256 does not match is downloaded
+    again.
     Raises :class:`DownloadError` when the download fails (offline, HTTP error) or its sha256
     does not match, with what to do by hand.
     """
@@ -120,19 +121,13 @@ def fetch(name_or_resource: str | Resource, cache_dir: str | os.PathLike[str] | 
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DownloadError(f"cannot make the download folder {folder}: {e}") from e
-    fd, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{resource.filename}.", suffix=".part")
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            got = _download(resource, out, progress, target)
+    with atomic_path(target, suffix=".part") as temp, open(temp, "wb") as out:
+        got = _download(resource, out, progress, target)
         if got != resource.sha256:
             raise DownloadError(
                 f"sha256 mismatch for {resource.name} from {resource.url}: expected "
                 f"{resource.sha256}, got {got}; the download is corrupt or the file changed at "
                 "the source (nothing was kept)")
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)  # after os.replace it is gone already
     return target
 
 

@@ -18,13 +18,11 @@ Symbols: ``N`` examples, ``B`` examples per batch, ``T`` the longest sequence of
 from __future__ import annotations
 
 import csv
-import gzip
 import itertools
 import json
 import os
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -34,14 +32,13 @@ import torch
 from torch import Tensor
 
 from ..errors import RnnkitError
+from . import files
+from .vocab import Vocabulary
 
 FORMATS = ("auto", "csv", "tsv", "jsonl", "sst", "imdb")
 DEFAULT_TEXT_COLUMNS = ("text", "sentence", "review")  # looked for in this order, any case
 DEFAULT_LABEL_COLUMNS = ("label", "sentiment", "polarity")
 
-_ENCODING_ERRORS = ("strict", "replace")
-_UTF8_BOM = b"\xef\xbb\xbf"
-_GZIP_MAGIC = b"\x1f\x8b"
 _EXTENSION_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl",
                       ".json": "jsonl", ".ndjson": "jsonl"}
 _HEADER_SAMPLE_ROWS = 20  # data rows looked at to tell a header row from data
@@ -125,7 +122,8 @@ def read_labelled(path: str | os.PathLike[str], *, format: str = "auto",
     if fmt in ("sst", "imdb") and (text_column, label_column, header) != (None, None, None):
         raise ValueError(f"text_column, label_column and header apply to csv, tsv and jsonl, "
                          f"not to the {fmt} format of {path}")
-    rows = _Rows(path, skip_bad_rows)
+    rows = _Rows(path, files.BadRecords(skip_bad_rows, LabelledDataError,
+                                       "pass skip_bad_rows=True to skip bad rows"))
     if fmt == "imdb":
         _read_imdb(path, rows, encoding_errors)
     elif fmt == "sst":
@@ -143,9 +141,7 @@ def read_labelled(path: str | os.PathLike[str], *, format: str = "auto",
 def _check_read_options(format: str, encoding_errors: str) -> None:
     if format not in FORMATS:
         raise ValueError(f"expected format to be one of {', '.join(FORMATS)}, got {format!r}")
-    if encoding_errors not in _ENCODING_ERRORS:
-        raise ValueError(f"expected encoding_errors to be 'strict' or 'replace', "
-                         f"got {encoding_errors!r}")
+    files.check_encoding_errors(encoding_errors)
 
 
 def _check_path_kind(path: str, fmt: str) -> None:
@@ -191,38 +187,31 @@ class _Rows:
     """Collects the examples and bad-row messages of one :func:`read_labelled` call."""
 
     path: str
-    skip_bad_rows: bool
+    bad: files.BadRecords
     examples: list[Example] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
 
     def add(self, text: str | None, label: str | None, source: str) -> None:
         """Keep the example, or report the row as bad if its text or label is missing, empty or
         holds bytes that are not UTF-8."""
         problem = _field_problem("text", text) or _field_problem("label", label)
         if problem:
-            self.bad(source, problem)
+            self.bad.add(source, problem)
         else:
             self.examples.append(Example(text.strip(), label.strip(), source))
 
-    def bad(self, source: str, problem: str) -> None:
-        message = f"{source}: {problem}"
-        if not self.skip_bad_rows:
-            raise LabelledDataError(f"{message} (pass skip_bad_rows=True to skip bad rows)")
-        self.skipped.append(message)
-
     def report(self) -> ReadReport:
+        skipped = self.bad.messages
         if not self.examples:
-            bad = (f": all {len(self.skipped)} rows are bad, the first: {self.skipped[0]}"
-                   if self.skipped else "")
+            bad = f": all {len(skipped)} rows are bad, the first: {skipped[0]}" if skipped else ""
             raise LabelledDataError(f"no labelled examples in {self.path}{bad}")
-        return ReadReport(self.examples, self.skipped)
+        return ReadReport(self.examples, skipped)
 
 
 def _field_problem(name: str, value: str | None) -> str | None:
     """What is wrong with a text or label field, or ``None``."""
     if value is None:
         return f"missing {name}"
-    bad = _bad_bytes(value)
+    bad = files.bad_bytes(value)
     if bad:
         return (f"expected UTF-8 text, got {bad} in the {name} "
                 "(pass encoding_errors='replace' to replace bad bytes)")
@@ -231,42 +220,13 @@ def _field_problem(name: str, value: str | None) -> str | None:
     return None
 
 
-def _bad_bytes(text: str) -> str | None:
-    """The first non-UTF-8 bytes that ``surrogateescape`` decoding turned into lone surrogates
-    U+DC80..U+DCFF, as ``"byte 0xf0"``; ``None`` if there are none."""
-    escaped = re.search(r"[\udc80-\udcff]+", text)
-    if not escaped:
-        return None
-    values = [ord(char) - 0xDC00 for char in escaped.group()]
-    noun = "byte" if len(values) == 1 else "bytes"
-    return f"{noun} " + " ".join(f"0x{value:02x}" for value in values)
-
-
-def _open_binary(path: str):
-    """``path`` opened for reading bytes, through gzip if it starts with gzip's magic bytes."""
-    with open(path, "rb") as f:
-        magic = f.read(len(_GZIP_MAGIC))
-    return gzip.open(path, "rb") if magic == _GZIP_MAGIC else open(path, "rb")  # noqa: SIM115
-
-
 def _lines(path: str, encoding_errors: str) -> Iterator[str]:
     """The lines of a text file (gzipped or not), line endings kept, UTF-8 byte order mark
     dropped. Bytes that are not UTF-8 become lone surrogates (``"strict"``, found later by
-    :func:`_bad_bytes`, so the message can name the row) or U+FFFD (``"replace"``)."""
+    :func:`rnnkit.data.files.bad_bytes`, so the message can name the row) or U+FFFD
+    (``"replace"``)."""
     errors = "surrogateescape" if encoding_errors == "strict" else "replace"
-    try:
-        with _open_binary(path) as f:
-            for number, raw in enumerate(f):
-                if number == 0 and raw.startswith(_UTF8_BOM):
-                    raw = raw[len(_UTF8_BOM):]
-                yield raw.decode("utf-8", errors)
-    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError; EOFError: truncated gzip
-        raise LabelledDataError(f"cannot read {path}: {e}") from e
-
-
-def _read_whole(path: str, encoding_errors: str) -> str:
-    """The text of one file, decoded as :func:`_lines` does."""
-    return "".join(_lines(path, encoding_errors))
+    return (text for _, text in files.text_lines(path, errors, LabelledDataError))
 
 
 # ------------------------------------------------------------------------------- formats
@@ -277,7 +237,7 @@ def _read_imdb(root: str, rows: _Rows, encoding_errors: str) -> None:
         for name in sorted(os.listdir(folder)):
             file = os.path.join(folder, name)
             if name.endswith(".txt") and not name.startswith(".") and os.path.isfile(file):
-                rows.add(_read_whole(file, encoding_errors), label, file)
+                rows.add("".join(_lines(file, encoding_errors)), label, file)
 
 
 def _read_sst(path: str, rows: _Rows, encoding_errors: str) -> None:
@@ -288,7 +248,7 @@ def _read_sst(path: str, rows: _Rows, encoding_errors: str) -> None:
             continue
         source = f"{path}:{number}"
         if len(parts) == 1:
-            rows.bad(source, f"expected '<label> <text>', got only {parts[0]!r}")
+            rows.bad.add(source, f"expected '<label> <text>', got only {parts[0]!r}")
         else:
             rows.add(parts[1], parts[0], source)
 
@@ -327,10 +287,10 @@ def _json_object(line: str, source: str, rows: _Rows) -> dict | None:
     try:
         obj = json.loads(line.rstrip())  # no newline: the error column stays on this line
     except json.JSONDecodeError as e:
-        rows.bad(source, f"invalid JSON: {e.msg} at column {e.colno}")
+        rows.bad.add(source, f"invalid JSON: {e.msg} at column {e.colno}")
         return None
     if not isinstance(obj, dict):
-        rows.bad(source, f"expected a JSON object, got {type(obj).__name__}")
+        rows.bad.add(source, f"expected a JSON object, got {type(obj).__name__}")
         return None
     return obj
 
@@ -344,9 +304,9 @@ def _json_field(obj: dict, key: str, source: str, rows: _Rows) -> str | None:
     if isinstance(value, str):
         return value
     if value is None:
-        rows.bad(source, f"missing {key!r}" if key not in obj else f"{key!r} is null")
+        rows.bad.add(source, f"missing {key!r}" if key not in obj else f"{key!r} is null")
     else:
-        rows.bad(source, f"expected {key!r} to be a string or an integer, got {value!r}")
+        rows.bad.add(source, f"expected {key!r} to be a string or an integer, got {value!r}")
     return None
 
 
@@ -363,8 +323,8 @@ def _read_delimited(path: str, rows: _Rows, delimiter: str, columns: _Columns,
                     encoding_errors: str) -> None:
     """A csv (``","``) or tsv (``"\\t"``, no quoting) file."""
     quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
-    reader = csv.reader(_lines(path, encoding_errors), delimiter=delimiter, quoting=quoting)
-    numbered = _numbered_rows(reader, path)
+    numbered = files.csv_rows(_lines(path, encoding_errors), path, LabelledDataError,
+                              delimiter=delimiter, quoting=quoting)
     head = list(itertools.islice(numbered, _HEADER_SAMPLE_ROWS + 1))  # [(line, row), ...]
     if not head:
         return  # rows.report() raises: no examples
@@ -378,24 +338,9 @@ def _read_delimited(path: str, rows: _Rows, delimiter: str, columns: _Columns,
     for line, row in data:
         source = f"{path}:{line}"
         if len(row) != width:
-            rows.bad(source, f"expected {width} fields, got {len(row)}")
+            rows.bad.add(source, f"expected {width} fields, got {len(row)}")
         else:
             rows.add(row[text_i], row[label_i], source)
-
-
-def _numbered_rows(reader, path: str) -> Iterator[tuple[int, list[str]]]:
-    """``(first line, row)`` of each non-blank row of a :func:`csv.reader`."""
-    end = 0
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            raise LabelledDataError(f"{path}:{reader.line_num}: {e}") from None
-        start, end = end + 1, reader.line_num
-        if row and not (len(row) == 1 and not row[0].strip()):
-            yield start, row
 
 
 def _looks_like_header(head: list[list[str]], columns: _Columns) -> bool:
@@ -458,25 +403,16 @@ def _pick_column(names: list[str] | None, given: str | int | None, defaults: Seq
 
 # ------------------------------------------------------------------------------- labels
 @dataclass(frozen=True)
-class LabelSet:
-    """The class labels and their ids: ``names[id]`` is the label of ``id``."""
+class LabelSet(Vocabulary):
+    """The class labels and their ids: ``names[id]`` is the label of ``id``. JSON:
+    ``{"names": [...]}``."""
 
-    names: tuple[str, ...]  # distinct, non-empty; id = index
-    _ids: dict[str, int] = field(init=False, repr=False, compare=False)
+    NOUN, WHAT, KEY, ERROR = "label", "label set", "names", LabelledDataError
 
-    def __post_init__(self) -> None:
-        names = tuple(self.names)
-        if not names:
-            raise LabelledDataError("expected at least one label, got none")
-        for index, name in enumerate(names):
-            if not isinstance(name, str) or not name:
-                raise LabelledDataError(f"expected labels to be non-empty strings, got {name!r} "
-                                        f"at index {index}")
-        if len(set(names)) != len(names):
-            twice = sorted(name for name, n in Counter(names).items() if n > 1)
-            raise LabelledDataError(f"expected distinct labels, got {', '.join(twice)} twice")
-        object.__setattr__(self, "names", names)
-        object.__setattr__(self, "_ids", {name: i for i, name in enumerate(names)})
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The distinct, non-empty labels; id = index."""
+        return self.tokens
 
     @classmethod
     def from_examples(cls, examples: Iterable[Example]) -> LabelSet:
@@ -488,9 +424,6 @@ class LabelSet:
         if all(_INTEGER.fullmatch(label) for label in distinct):
             return cls(tuple(sorted(distinct, key=lambda label: (int(label), label))))
         return cls(tuple(sorted(distinct)))
-
-    def __len__(self) -> int:
-        return len(self.names)
 
     def encode(self, label: str, source: str = "") -> int:
         """The id of ``label``; :class:`LabelledDataError` naming it, ``source`` and the known
@@ -507,26 +440,6 @@ class LabelSet:
         if not 0 <= label_id < len(self):
             raise IndexError(f"expected a label id in [0, {len(self)}), got {label_id}")
         return self.names[label_id]
-
-    def to_json(self) -> dict:
-        """``{"names": [...]}``, for ``json.dump``."""
-        return {"names": list(self.names)}
-
-    @classmethod
-    def from_json(cls, obj: object) -> LabelSet:
-        """The label set of a :meth:`to_json` object."""
-        return cls(tuple(_json_list(obj, "names", "label set")))
-
-
-def _json_list(obj: object, key: str, what: str) -> list:
-    """``obj[key]`` of a one-key object ``{key: [...]}``; :class:`LabelledDataError` if it is
-    not one."""
-    if not isinstance(obj, dict) or set(obj) != {key}:
-        got = f"keys {sorted(obj)}" if isinstance(obj, dict) else type(obj).__name__
-        raise LabelledDataError(f'expected a {what} object {{"{key}": [...]}}, got {got}')
-    if not isinstance(obj[key], list):
-        raise LabelledDataError(f'expected "{key}" to be a list, got {type(obj[key]).__name__}')
-    return obj[key]
 
 
 # ------------------------------------------------------------------------------- tokens
@@ -574,51 +487,27 @@ def tokenize(text: str, *, lowercase: bool = True) -> list[str]:
 
 # ------------------------------------------------------------------------------- vocabulary
 @dataclass(frozen=True)
-class WordVocab:
-    """Words and their ids: ``words[id]``; ids 0 and 1 are padding and unknown words."""
-
-    words: tuple[str, ...]  # "<pad>", "<unk>", then the words (by frequency from build)
-    _ids: dict[str, int] = field(init=False, repr=False, compare=False)
+class WordVocab(Vocabulary):
+    """Words and their ids: ``words[id]``; ids 0 and 1 are padding and unknown words. JSON:
+    ``{"words": [...]}``."""
 
     PAD: ClassVar[int] = 0  # the id that fills a batch after the end of a shorter sequence
     UNK: ClassVar[int] = 1  # the id of every word not in the vocabulary
-    SPECIALS: ClassVar[tuple[str, str]] = ("<pad>", "<unk>")
+    SPECIALS: ClassVar[tuple[str, ...]] = ("<pad>", "<unk>")
+    NOUN, WHAT, KEY, ERROR = "word", "word vocabulary", "words", LabelledDataError
 
-    def __post_init__(self) -> None:
-        words = tuple(self.words)
-        if words[:2] != self.SPECIALS:
-            raise LabelledDataError(f"expected a vocabulary starting with {self.SPECIALS}, "
-                                    f"got {words[:2]}")
-        ids: dict[str, int] = {}
-        for index, word in enumerate(words):
-            if not isinstance(word, str) or not word:
-                raise LabelledDataError(f"expected words to be non-empty strings, got {word!r} "
-                                        f"at index {index}")
-            if word in ids:
-                raise LabelledDataError(f"expected distinct words, got {word!r} at index "
-                                        f"{ids[word]} and again at index {index}")
-            ids[word] = index
-        object.__setattr__(self, "words", words)
-        object.__setattr__(self, "_ids", ids)
+    @property
+    def words(self) -> tuple[str, ...]:
+        """``"<pad>"``, ``"<unk>"``, then the words (by frequency from :meth:`build`)."""
+        return self.tokens
 
     @classmethod
     def build(cls, token_lists: Iterable[Iterable[str]], *, min_freq: int = 1,
               max_size: int | None = None) -> WordVocab:
-        """The words seen at least ``min_freq`` times, most frequent first (ties alphabetical),
-        after ``<pad>`` and ``<unk>``; ``max_size`` caps the size *including* those two, so it is
-        the number of rows of the embedding."""
-        if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
-            raise ValueError(f"expected min_freq to be a positive int, got {min_freq!r}")
-        if max_size is not None and (not isinstance(max_size, int) or max_size < 2):
-            raise ValueError(f"expected max_size >= 2 (<pad> and <unk>) or None, got {max_size!r}")
-        counts = Counter(token for tokens in token_lists for token in tokens)
-        for special in cls.SPECIALS:
-            counts.pop(special, None)  # a literal "<unk>" in the data is the unknown word
-        frequent = sorted((w for w, n in counts.items() if n >= min_freq),
-                          key=lambda w: (-counts[w], w))
-        if max_size is not None:
-            frequent = frequent[:max_size - len(cls.SPECIALS)]
-        return cls(cls.SPECIALS + tuple(frequent))
+        """The words seen at least ``min_freq`` times, most frequent first, after ``<pad>`` and
+        ``<unk>``; ``max_size`` caps the size *including* those two, so it is the number of
+        rows of the embedding (:meth:`Vocabulary.counted`)."""
+        return cls.counted(token_lists, min_freq, max_size, "min_freq")
 
     def extended(self, words: Iterable[str]) -> WordVocab:
         """This vocabulary (same ids) followed by those of ``words`` it lacks, in their order;
@@ -631,29 +520,14 @@ class WordVocab:
                 extra.append(word)
         return WordVocab(self.words + tuple(extra))
 
-    def __len__(self) -> int:
-        return len(self.words)
-
     def encode(self, tokens: Iterable[str], max_len: int | None = None) -> list[int]:
         """The ids of ``tokens``, :attr:`UNK` for unknown ones; with ``max_len`` only the first
         ``max_len`` tokens are kept (the beginning of a review usually says enough)."""
-        if max_len is not None and (not isinstance(max_len, int) or max_len < 1):
-            raise ValueError(f"expected max_len to be a positive int or None, got {max_len!r}")
-        kept = itertools.islice(tokens, max_len)
-        return [self._ids.get(token, self.UNK) for token in kept]
+        return self._lookup(tokens, max_len, self.UNK)
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """The words of ``ids``."""
         return [self.words[i] for i in ids]
-
-    def to_json(self) -> dict:
-        """``{"words": [...]}``, for ``json.dump``."""
-        return {"words": list(self.words)}
-
-    @classmethod
-    def from_json(cls, obj: object) -> WordVocab:
-        """The vocabulary of a :meth:`to_json` object."""
-        return cls(tuple(_json_list(obj, "words", "word vocabulary")))
 
 
 # ------------------------------------------------------------------------------- batching

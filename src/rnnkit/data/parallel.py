@@ -18,7 +18,6 @@ longest target of a batch *with* ``<start>`` and ``<end>``.
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import os
 from collections.abc import Sequence
@@ -30,12 +29,10 @@ import torch
 from torch import Tensor
 
 from ..errors import RnnkitError
+from . import files
 from .captions import CaptionVocab
 from .labelled import BucketBatches
 
-_ENCODING_ERRORS = ("strict", "replace")
-_UTF8_BOM = b"\xef\xbb\xbf"
-_GZIP_MAGIC = b"\x1f\x8b"
 PAD, START, END = CaptionVocab.PAD, CaptionVocab.START, CaptionVocab.END  # ids 0, 2, 3
 
 StrPath = str | os.PathLike[str]  # a file path
@@ -103,22 +100,20 @@ def read_aligned(source: StrPath, target: StrPath, *, skip_bad: bool = False,
     ``skip_bad=True`` the pair is skipped and the message kept in ``skipped``;
     ``encoding_errors="replace"`` turns such bytes into U+FFFD instead).
     """
-    _check_encoding_errors(encoding_errors)
+    files.check_encoding_errors(encoding_errors)
     source, target = os.fspath(source), os.fspath(target)
-    source_lines, target_lines = _raw_lines(source), _raw_lines(target)
+    source_lines, target_lines = _lines(source), _lines(target)
     n = max(_text_length(source_lines), _text_length(target_lines))  # blank lines after: end
     if min(len(source_lines), len(target_lines)) < n:
         raise ParallelDataError(f"expected aligned files with as many lines, got "
                                 f"{len(source_lines)} lines in {source} and "
                                 f"{len(target_lines)} lines in {target}")
-    pairs = _Pairs(f"{source} and {target}", skip_bad)
-    for number, (src, tgt) in enumerate(zip(source_lines[:n], target_lines[:n], strict=True), 1):
-        origin = f"{source}:{number}"
-        try:
-            pairs.add(_decode(src, source, number, encoding_errors),
-                      _decode(tgt, target, number, encoding_errors), origin)
-        except _BadLine as bad:
-            pairs.bad(bad.where, bad.problem)
+    pairs = _Pairs(f"{source} and {target}", _bad_lines(skip_bad))
+    for src, tgt in zip(source_lines[:n], target_lines[:n], strict=True):
+        src_text = _text(src, source, encoding_errors, pairs)
+        tgt_text = _text(tgt, target, encoding_errors, pairs) if src_text is not None else None
+        if tgt_text is not None:
+            pairs.add(src_text, tgt_text, f"{source}:{src.number}")
     return pairs.report()
 
 
@@ -136,7 +131,7 @@ def read_tsv_pairs(path: StrPath, *, source_column: int = 0, target_column: int 
     ``"fra.txt:7: expected at least 2 tab-separated columns, got 1"``; bytes that are not
     UTF-8); ``True`` records the message in ``skipped`` and goes on.
     """
-    _check_encoding_errors(encoding_errors)
+    files.check_encoding_errors(encoding_errors)
     for name, value in (("source_column", source_column), ("target_column", target_column)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"expected {name} to be a non-negative int, got {value!r}")
@@ -145,30 +140,20 @@ def read_tsv_pairs(path: StrPath, *, source_column: int = 0, target_column: int 
                          "for both")
     path = os.fspath(path)
     needed = max(source_column, target_column) + 1
-    pairs = _Pairs(path, skip_bad)
-    for number, raw in enumerate(_raw_lines(path), 1):
-        origin = f"{path}:{number}"
-        try:
-            line = _decode(raw, path, number, encoding_errors)
-        except _BadLine as bad:
-            pairs.bad(bad.where, bad.problem)
-            continue
-        if not line.strip():
+    pairs = _Pairs(path, _bad_lines(skip_bad))
+    for raw in _lines(path):
+        origin = f"{path}:{raw.number}"
+        line = _text(raw, path, encoding_errors, pairs)
+        if line is None or not line.strip():
             continue
         columns = line.split("\t")
         if len(columns) < needed:
             hint = " (tabs replaced by spaces?)" if needed == 2 and "  " in line else ""
-            pairs.bad(origin, f"expected at least {needed} tab-separated columns, got "
-                              f"{len(columns)}{hint}")
+            pairs.bad.add(origin, f"expected at least {needed} tab-separated columns, got "
+                                  f"{len(columns)}{hint}")
         else:
             pairs.add(columns[source_column], columns[target_column], origin)
     return pairs.report()
-
-
-def _check_encoding_errors(encoding_errors: str) -> None:
-    if encoding_errors not in _ENCODING_ERRORS:
-        raise ValueError(f"expected encoding_errors to be 'strict' or 'replace', "
-                         f"got {encoding_errors!r}")
 
 
 @dataclass
@@ -176,10 +161,9 @@ class _Pairs:
     """Collects the pairs, the empty count and the bad-line messages of one read."""
 
     what: str  # the file, or "a and b", for the message when nothing is left
-    skip_bad: bool
+    bad: files.BadRecords
     pairs: list[SentencePair] = field(default_factory=list)
     empty: int = 0
-    skipped: list[str] = field(default_factory=list)
 
     def add(self, source: str, target: str, origin: str) -> None:
         source, target = source.strip(), target.strip()
@@ -188,73 +172,43 @@ class _Pairs:
         else:
             self.empty += 1
 
-    def bad(self, where: str, problem: str) -> None:
-        message = f"{where}: {problem}"
-        if not self.skip_bad:
-            raise ParallelDataError(f"{message} (pass skip_bad=True to skip bad lines)")
-        self.skipped.append(message)
-
     def report(self) -> ParallelReport:
+        skipped = self.bad.messages
         if not self.pairs:
             why = [f"{self.empty} with an empty side"] if self.empty else []
-            if self.skipped:
-                why.append(f"{len(self.skipped)} bad, the first: {self.skipped[0]}")
+            if skipped:
+                why.append(f"{len(skipped)} bad, the first: {skipped[0]}")
             raise ParallelDataError(f"no sentence pairs in {self.what}"
                                     + (f" ({'; '.join(why)})" if why else ""))
-        return ParallelReport(self.pairs, self.empty, self.skipped)
+        return ParallelReport(self.pairs, self.empty, skipped)
 
 
-@dataclass(frozen=True)
-class _RawLine:
-    offset: int  # of the line's first byte in the (uncompressed) file
-    data: bytes  # without the line end
+def _bad_lines(skip_bad: bool) -> files.BadRecords:
+    return files.BadRecords(skip_bad, ParallelDataError, "pass skip_bad=True to skip bad lines")
 
 
-class _BadLine(Exception):
-    """A line that is not UTF-8; :class:`_Pairs` raises or records it."""
-
-    def __init__(self, where: str, problem: str) -> None:
-        super().__init__(f"{where}: {problem}")
-        self.where, self.problem = where, problem
-
-
-def _raw_lines(path: str) -> list[_RawLine]:
+def _lines(path: str) -> list[files.Line]:
     """The lines of a file (gzipped or not) split at ``\\n``, without ``\\r\\n``/``\\n``; a
     UTF-8 byte order mark is dropped."""
-    if not os.path.isfile(path):
-        what = "a folder" if os.path.isdir(path) else "no such file"
-        raise ParallelDataError(f"expected a text file, got {what}: {path}")
-    lines, offset = [], 0
-    try:
-        with open(path, "rb") as f:
-            gzipped = f.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC
-        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as f:  # noqa: SIM115
-            for raw in f:
-                start = offset
-                offset += len(raw)
-                if start == 0 and raw.startswith(_UTF8_BOM):
-                    raw, start = raw[len(_UTF8_BOM):], len(_UTF8_BOM)
-                lines.append(_RawLine(start, raw.rstrip(b"\n").removesuffix(b"\r")))
-    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError; EOFError: truncated gzip
-        raise ParallelDataError(f"cannot read {path}: {e}") from e
-    return lines
+    path = files.require_file(path, "a text file", ParallelDataError)
+    return [files.Line(line.number, line.offset, line.data.rstrip(b"\n").removesuffix(b"\r"))
+            for line in files.lines(path, ParallelDataError)]
 
 
-def _text_length(lines: list[_RawLine]) -> int:
+def _text_length(lines: list[files.Line]) -> int:
     """The number of lines up to the last non-blank one."""
     return next((i + 1 for i in range(len(lines) - 1, -1, -1) if lines[i].data.strip()), 0)
 
 
-def _decode(line: _RawLine, path: str, number: int, encoding_errors: str) -> str:
-    """The text of a line; :class:`_BadLine` naming file, line and byte offset if it is not
-    UTF-8 (``"strict"``), U+FFFD for such bytes with ``"replace"``."""
-    try:
-        return line.data.decode("utf-8", encoding_errors)
-    except UnicodeDecodeError as e:
-        raise _BadLine(f"{path}:{number}",
-                       f"expected UTF-8 text, got byte 0x{line.data[e.start]:02x} at offset "
-                       f"{line.offset + e.start} (pass encoding_errors='replace' to replace "
-                       "bad bytes)") from None
+def _text(line: files.Line, path: str, encoding_errors: str, pairs: _Pairs) -> str | None:
+    """The text of a line (U+FFFD for bytes that are not UTF-8 with ``"replace"``), or
+    ``None`` after reporting it as bad with ``"strict"`` (naming file, line and offset)."""
+    problem = files.utf8_problem(line.data, line.offset) if encoding_errors == "strict" else None
+    if problem:
+        pairs.bad.add(f"{path}:{line.number}", f"{problem} (pass encoding_errors='replace' to "
+                                               "replace bad bytes)")
+        return None
+    return line.data.decode("utf-8", "replace")
 
 
 # ------------------------------------------------------------------------------- lengths

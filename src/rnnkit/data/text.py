@@ -27,12 +27,12 @@ import torch
 from torch import Tensor
 
 from ..errors import RnnkitError
+from . import files
+from .vocab import Vocabulary
 
 DEFAULT_CORPUS_NAME = "python-reference"
 
-_UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-_ERRORS_MODES = ("strict", "replace")
 _UNKNOWN_MODES = ("error", "skip")
 
 
@@ -50,14 +50,14 @@ def read_text(path: str | os.PathLike[str], *, errors: str = "strict") -> str:
             ``a.txt``), joined with ``"\\n"`` between files. Hidden files and folders (name
             starting with ``"."``) and empty files are skipped.
         errors: ``"strict"``: bytes that are not UTF-8 raise :class:`TextDataError` naming the
-            file, the byte offset and the bytes; ``"replace"``: they become U+FFFD.
+            file and line, the bytes and their offset; ``"replace"``: they become U+FFFD.
 
-    A UTF-8 byte order mark at the start of a file is dropped. A file holding a NUL byte is binary
+    A UTF-8 byte order mark at the start of a file is dropped; a gzipped file is read
+    uncompressed (:mod:`rnnkit.data.files`). A file holding a NUL byte is binary
     and raises :class:`TextDataError` in both modes (UTF-16 files land here too), as do a missing
     path, an empty file given by name, and a folder without a non-empty text file.
     """
-    if errors not in _ERRORS_MODES:
-        raise ValueError(f"expected errors to be 'strict' or 'replace', got {errors!r}")
+    files.check_encoding_errors(errors, "errors")
     if os.path.isdir(path):
         return _read_folder(os.fspath(path), errors)
     if not os.path.exists(path):
@@ -94,24 +94,10 @@ def _text_files(folder: str) -> list[str]:
 
 def _read_file(path: str, errors: str) -> str:
     """The decoded text of one file ("" if it is empty); see :func:`read_text`."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise TextDataError(f"cannot read {path}: {e.strerror or e}") from e
+    raw = files.read_bytes(path, TextDataError)
     _check_not_binary(raw, path)
-    skip = len(_UTF8_BOM) if raw.startswith(_UTF8_BOM) else 0
-    try:
-        text = raw[skip:].decode("utf-8", errors=errors)
-    except UnicodeDecodeError as e:
-        offset = skip + e.start  # in the file, byte order mark included
-        bad = " ".join(f"0x{b:02x}" for b in raw[offset:skip + e.end])
-        noun = "byte" if e.end - e.start == 1 else "bytes"
-        line = raw.count(b"\n", 0, offset) + 1
-        raise TextDataError(
-            f"expected a UTF-8 text file, got {noun} {bad} at offset {offset} (line {line}) "
-            f"in {path} "
-            "(use --encoding-errors replace to replace bad bytes)") from None
+    text = files.read_text(path, errors, TextDataError, raw=raw, hint=" (use --encoding-errors "
+                           "replace to replace bad bytes)")
     return text.replace("\r\n", "\n")
 
 
@@ -144,26 +130,40 @@ def default_corpus() -> str:
 
 # ------------------------------------------------------------------------------- vocabulary
 @dataclass(frozen=True)
-class CharVocab:
+class CharVocab(Vocabulary):
     """Characters and their ids: ``chars[id]`` is the character of ``id``.
 
     :meth:`from_text` sorts the characters; any order of distinct, single, non-surrogate
-    characters is accepted, so a saved vocabulary always loads back with the same ids.
+    characters is accepted, so a saved vocabulary always loads back with the same ids. JSON:
+    ``{"chars": [...]}``.
     """
 
-    chars: tuple[str, ...]  # distinct characters (code points); id = index
+    NOUN, KEY, ERROR = "character", "chars", TextDataError
     # code points in increasing order and the id of each, for vectorised lookup in encode
     _sorted_points: np.ndarray = field(init=False, repr=False, compare=False)
     _ids_of_sorted: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        chars = tuple(self.chars)
-        _check_chars(chars)
-        points = np.array([ord(c) for c in chars], dtype=np.uint32)  # (V,)
+        super().__post_init__()
+        points = np.array([ord(c) for c in self.chars], dtype=np.uint32)  # (V,)
         order = np.argsort(points, kind="stable")  # (V,)
-        object.__setattr__(self, "chars", chars)
         object.__setattr__(self, "_sorted_points", points[order])
         object.__setattr__(self, "_ids_of_sorted", order.astype(np.int64))
+
+    @property
+    def chars(self) -> tuple[str, ...]:
+        """The distinct characters (code points); id = index."""
+        return self.tokens
+
+    def _check_token(self, char: object, index: int) -> None:
+        """Raise unless ``char`` is one character that is not a surrogate (which no UTF-8 file
+        can hold)."""
+        if not isinstance(char, str) or len(char) != 1:
+            raise TextDataError(f"expected each vocabulary entry to be one character, "
+                                f"got {char!r} at index {index}")
+        if 0xD800 <= ord(char) <= 0xDFFF:
+            raise TextDataError(f"expected characters, got the lone surrogate U+{ord(char):04X} "
+                                f"at index {index}")
 
     @classmethod
     def from_text(cls, text: str) -> CharVocab:
@@ -171,9 +171,6 @@ class CharVocab:
         if not text:
             raise TextDataError("cannot build a character vocabulary from an empty text")
         return cls(tuple(sorted(set(text))))
-
-    def __len__(self) -> int:
-        return len(self.chars)
 
     def encode(self, text: str, *, unknown: str = "error") -> Tensor:
         """The ids ``(N,)`` int64 of the ``N`` characters of ``text``.
@@ -223,21 +220,6 @@ class CharVocab:
             out.append(chars[i])
         return "".join(out)
 
-    def to_json(self) -> dict:
-        """``{"chars": [...]}``, for ``json.dump``; :meth:`from_json` gives the vocabulary back."""
-        return {"chars": list(self.chars)}
-
-    @classmethod
-    def from_json(cls, obj: object) -> CharVocab:
-        """The vocabulary of a :meth:`to_json` object; :class:`TextDataError` if it is not one."""
-        if not isinstance(obj, dict) or set(obj) != {"chars"}:
-            got = f"keys {sorted(obj)}" if isinstance(obj, dict) else type(obj).__name__
-            raise TextDataError(f'expected a vocabulary object {{"chars": [...]}}, got {got}')
-        if not isinstance(obj["chars"], list):
-            raise TextDataError(f'expected "chars" to be a list of characters, '
-                                f'got {type(obj["chars"]).__name__}')
-        return cls(tuple(obj["chars"]))
-
     def _lookup(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ids of code points ``(N,)`` and whether each is in the vocabulary, ``(N,)`` each
         (the id of an unknown point is meaningless)."""
@@ -251,25 +233,6 @@ def _code_points(text: str) -> np.ndarray:
     """One uint32 code point per character of ``text``, ``(N,)``. Lone surrogates pass through
     (and are unknown to every vocabulary)."""
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-
-
-def _check_chars(chars: tuple) -> None:
-    """Raise :class:`TextDataError` unless ``chars`` are distinct one-character strings that are
-    not surrogates (which no UTF-8 file can hold)."""
-    if not chars:
-        raise TextDataError("expected a vocabulary of at least one character, got none")
-    first_index: dict[str, int] = {}
-    for index, char in enumerate(chars):
-        if not isinstance(char, str) or len(char) != 1:
-            raise TextDataError(f"expected each vocabulary entry to be one character, "
-                                f"got {char!r} at index {index}")
-        if 0xD800 <= ord(char) <= 0xDFFF:
-            raise TextDataError(f"expected characters, got the lone surrogate U+{ord(char):04X} "
-                                f"at index {index}")
-        if char in first_index:
-            raise TextDataError(f"expected distinct characters, got {char!r} at index "
-                                f"{first_index[char]} and again at index {index}")
-        first_index[char] = index
 
 
 # ------------------------------------------------------------------------------- splitting

@@ -21,23 +21,21 @@ Formats read by :func:`load_vectors`:
 
 from __future__ import annotations
 
-import gzip
+import contextlib
 import importlib.metadata
 import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ..errors import RnnkitError
+from . import files
 
-_ERRORS_MODES = ("strict", "replace")
-_GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK_ROWS = 8192  # rows parsed per numpy call: fast, and the strings of one chunk stay small
 _MISSING_EXAMPLES = 10  # missing words listed in a Coverage
 
@@ -108,44 +106,25 @@ def load_vectors(path: str | os.PathLike[str], *, limit: int | None = None,
     its values and everything before them is the word, unless the fields after its first one
     are all numbers, which is a row with too many values. Such a row, a line with fewer than
     ``D`` values, a value that is not a number, and an empty file raise :class:`VectorsError`
-    (``glove.txt line 17: expected 50 values after the word, got 49``). Blank lines are skipped.
+    (``glove.txt:17: expected 50 values after the word, got 49``). Blank lines are skipped.
     (A headerless file takes ``D`` from its first line, whose word must have no spaces.)
     """
-    if encoding_errors not in _ERRORS_MODES:
-        raise ValueError(f"expected encoding_errors to be 'strict' or 'replace', "
-                         f"got {encoding_errors!r}")
+    files.check_encoding_errors(encoding_errors)
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
         raise ValueError(f"expected limit to be None or an int >= 0, got {limit!r}")
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise VectorsError(f"no such file: {path}")
+    path = files.require_file(path, "a word-vector file", VectorsError)
     if path.endswith(".npy"):
         return _load_npy(path, limit)
-    try:
-        with open(path, "rb") as raw_file:
-            gzipped = raw_file.read(2) == _GZIP_MAGIC
-        file: BinaryIO = gzip.open(path, "rb") if gzipped else open(path, "rb")  # noqa: SIM115
-        with file:
-            return _parse_text(file, path, limit, encoding_errors)
-    except (OSError, EOFError) as e:  # unreadable, or a truncated / corrupt gzip stream
-        raise VectorsError(f"cannot read {path}: {e}") from e
+    with contextlib.closing(_lines(path, encoding_errors)) as lines:
+        return _parse_text(lines, path, limit)
 
 
-def _lines(file: BinaryIO, path: str, errors: str) -> Iterator[tuple[int, str]]:
-    """``(line number, text)`` of each non-blank line, without the line end and trailing
-    spaces; :class:`VectorsError` on bytes that are not UTF-8 (offsets count the uncompressed
-    bytes)."""
-    offset = 0
-    for number, raw in enumerate(file, start=1):
-        try:
-            line = raw.decode("utf-8", errors=errors)
-        except UnicodeDecodeError as e:
-            bad = " ".join(f"0x{b:02x}" for b in raw[e.start:e.end])
-            raise VectorsError(
-                f"{path} line {number}: expected UTF-8 text, got {bad} at byte offset "
-                f"{offset + e.start} (use encoding_errors='replace' to replace bad bytes)"
-            ) from None
-        offset += len(raw)
+def _lines(path: str, errors: str) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each non-blank line (gunzipped), without the line end and
+    trailing spaces; :class:`VectorsError` on bytes that are not UTF-8."""
+    for number, line in files.text_lines(path, errors, VectorsError, hint=" (pass encoding_"
+                                         "errors='replace' to replace bad bytes)"):
         line = line.rstrip("\r\n ")
         if line:
             yield number, line
@@ -159,9 +138,8 @@ def _header(line: str) -> tuple[int, int] | None:
     return None
 
 
-def _parse_text(file: BinaryIO, path: str, limit: int | None, errors: str) -> WordVectors:
+def _parse_text(lines: Iterator[tuple[int, str]], path: str, limit: int | None) -> WordVectors:
     """See :func:`load_vectors`."""
-    lines = _lines(file, path, errors)
     first = next(lines, None)
     if first is None:
         raise VectorsError(f"expected word vectors, got an empty file: {path}")
@@ -170,13 +148,13 @@ def _parse_text(file: BinaryIO, path: str, limit: int | None, errors: str) -> Wo
         n_header, dim = header
         source = f"the header (line {first[0]}: {first[1]!r})"
         if dim < 1:
-            raise VectorsError(f"{path} line {first[0]}: expected a header 'N D' with D >= 1, "
+            raise VectorsError(f"{path}:{first[0]}: expected a header 'N D' with D >= 1, "
                                f"got {first[1]!r}")
     else:
         n_header, dim = None, first[1].count(" ")
         source = f"line {first[0]}"
         if dim < 1:
-            raise VectorsError(f"{path} line {first[0]}: expected a word and its values, "
+            raise VectorsError(f"{path}:{first[0]}: expected a word and its values, "
                                f"got {first[1]!r}")
         lines = _chain_one(first, lines)
 
@@ -188,7 +166,7 @@ def _parse_text(file: BinaryIO, path: str, limit: int | None, errors: str) -> Wo
             break
         spaces = line.count(" ")
         if spaces < dim:
-            raise VectorsError(f"{path} line {number}: expected {dim} values after the word "
+            raise VectorsError(f"{path}:{number}: expected {dim} values after the word "
                                f"(from {source}), got {spaces}")
         if spaces == dim:
             word, values = line.split(" ", 1)
@@ -198,7 +176,7 @@ def _parse_text(file: BinaryIO, path: str, limit: int | None, errors: str) -> Wo
             if all(_is_number(part) for part in word.split(" ")[1:]):
                 # "the 0.1 0.2 0.3" with D = 2 is a row with too many values, not the word
                 # "the 0.1": a wrong header or a mixed file, which must not pass silently
-                raise VectorsError(f"{path} line {number}: expected {dim} values after the "
+                raise VectorsError(f"{path}:{number}: expected {dim} values after the "
                                    f"word (from {source}), got {spaces}")
         words.append(word)
         pending.append((number, values))
@@ -247,7 +225,7 @@ def _parse_values(rows: list[tuple[int, str]], dim: int, path: str) -> np.ndarra
             try:
                 float(text)
             except ValueError:
-                raise VectorsError(f"{path} line {number}: expected a number as value "
+                raise VectorsError(f"{path}:{number}: expected a number as value "
                                    f"{position}, got {text!r}") from None
     raise AssertionError("unreachable: every field parsed")  # pragma: no cover
 

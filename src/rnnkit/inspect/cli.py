@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..train.checkpoint import atomic_write_bytes
+from ..data.files import atomic_write_bytes
 from ..train.runtime import parse_duration
 
 CELLS = ("rnn_tanh", "lstm", "gru")

@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.files import atomic_write_bytes
 from ..nn import CELL_KINDS, GRUCell, LayerNormLSTMCell, LSTMCell, Recurrent, RNNCell
 from ..nn.cells import LAYER_NORM_EPS
-from ..train.checkpoint import atomic_write_bytes
 
 LOSSES = ("last", "every")
 GATES = {"rnn_tanh": (), "rnn_relu": (), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"),

@@ -6,7 +6,7 @@ ways in :mod:`rnnkit.models.captioner`), writes a word, feeds it back, and stops
 after 30 words.
 
 Data: COCO (``captions_*.json`` + image folder), Flickr8k/30k (token file + split list), a CSV
-``image,caption``, or, with none of them, the built-in scenes (:mod:`rnnkit.data.scenes`):
+``image,caption``, or, with none of them, the built-in scenes (:mod:`rnnkit.synthetic.scenes`):
 generated images of shapes with true captions, so that captioning trains anywhere in minutes.
 
 The image encoder is the small VGG-style CNN trained with the decoder end to end (works
@@ -29,12 +29,13 @@ from PIL import Image
 from torch import Tensor, nn
 
 from ..data.captions import CaptionedImage, CaptionVocab, caption_tokens, read_captions
-from ..data.images import FeatureCache, check_images, image_tensor, load_image
-from ..data.scenes import SceneConfig, generate_scenes, names_objects_correctly
+from ..data.features import FeatureCache
+from ..data.images import check_images, image_tensor, load_image
 from ..metrics import caption_scores
 from ..models.captioner import Caption, Captioner, CaptionerConfig
 from ..models.encoders import SmallVGG, build_encoder
 from ..nn import evaluating
+from ..synthetic.scenes import SceneConfig, generate_scenes, names_objects_correctly
 from ..train import distributed, run
 from ..train.run import open_run
 from ..train.runtime import resolve_device
@@ -187,7 +188,7 @@ def files_imageset(items: list[CaptionedImage], config: CaptionConfig,
         pixels = [image_tensor(load_image(name), config.size) for name in names]
         return ImageSet(torch.stack(pixels).half(), references, names)
     cache = FeatureCache(cache_folder, feature_key(config))
-    features = cache.get_or_compute(names, encoder, image_size=config.size, progress=progress)
+    features = cache.images(names, encoder, image_size=config.size, progress=progress)
     return ImageSet(features, references, names)
 
 

@@ -10,8 +10,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from ..data.scenes import SceneConfig, generate_scenes
-from ..train.checkpoint import atomic_write_bytes
+from ..data.files import atomic_write_bytes
+from ..synthetic.scenes import SceneConfig, generate_scenes
 from .caption import CaptionConfig, TrainedCaptioner, html_page, train
 from .common_cli import TRAIN_FIELDS, add_run_options, given
 

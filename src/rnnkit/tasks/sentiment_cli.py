@@ -9,8 +9,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from ..data.download import extract_tar, extract_zip, fetch
+from ..data.files import atomic_write_bytes
 from ..metrics import plot_confusion
-from ..train.checkpoint import atomic_write_bytes
 from .common_cli import TRAIN_FIELDS, add_run_options, given
 from .sentiment import (
     SentimentConfig,

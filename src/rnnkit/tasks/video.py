@@ -4,7 +4,7 @@ A clip is sampled at 1 frame per second (at most 30 frames, spread over the whol
 turns each frame into features; an RNN reads the series and names the class. The small CNN
 trains with the RNN end to end (small frames), or a pretrained torchvision CNN's features are
 computed once and cached on disk. With no data, the built-in motions
-(:mod:`rnnkit.data.motions`): clips whose class is in the order of the frames, so that the
+(:mod:`rnnkit.synthetic.motions`): clips whose class is in the order of the frames, so that the
 order-free baseline (``order_free``: the mean of the frame features) cannot solve them.
 """
 
@@ -16,24 +16,22 @@ from pathlib import Path
 
 import torch
 
+from ..data.features import FeatureCache
 from ..data.labelled import LabelSet
-from ..data.motions import write_motion_dataset
-from ..data.video import (
-    ClipFeatureCache,
-    VideoError,
+from ..data.video import VideoError, frames_tensor, read_clip
+from ..data.video_lists import (
     VideoItem,
     check_videos,
     frame_labels,
-    frames_tensor,
     read_class_folders,
     read_segments,
-    read_video,
     read_video_csv,
 )
 from ..metrics import ClassificationReport, classification_report
 from ..models.encoders import build_encoder
 from ..models.frames import FrameModelConfig, FrameSequenceModel
 from ..nn import evaluating
+from ..synthetic.motions import write_motion_dataset
 from ..train import distributed, run
 from ..train.run import open_run
 from ..train.runtime import resolve_device
@@ -57,7 +55,7 @@ class VideoConfig:
     val_fraction: float = 0.1
     motions: int = 300  # built-in: clips per motion class to train on (validation: a fifth)
     motions_dir: str | None = None  # where the built-in clips are written (None: RUN_DIR/motions)
-    fps: float = 1.0  # frames sampled per second of video
+    fps: float = 1.0  # frames sampled per second (a frame folder counts as sampled at this rate)
     max_frames: int = 30  # at most this many, spread over the whole clip
     image_size: int | None = None  # frame side (None: 64 for smallvgg, 224 pretrained)
     encoder: str = "smallvgg"  # smallvgg (trained here) | vgg16 | resnet18 | resnet50 (cached)
@@ -153,8 +151,8 @@ def motion_items(config: VideoConfig, part: str, folder: Path, per_class: int,
 def _frames(items: list[VideoItem], config: VideoConfig) -> tuple[torch.Tensor, torch.Tensor,
                                                                  list]:
     """Frames ``(N, T, S, S, 3)`` uint8, zero-padded, the counts, and each clip's times."""
-    clips = [read_video(item.path, fps=config.fps, max_frames=config.max_frames,
-                        size=config.size) for item in items]
+    clips = [read_clip(item.path, fps=config.fps, max_frames=config.max_frames,
+                       size=config.size) for item in items]
     T = max(len(c.frames) for c in clips)
     frames = torch.zeros(len(clips), T, config.size, config.size, 3, dtype=torch.uint8)
     for row, clip in enumerate(clips):
@@ -167,8 +165,8 @@ def clipset(items: list[VideoItem], config: VideoConfig, labels: LabelSet,
     paths = [item.path for item in items]
     if config.pretrained:
         encoder = frozen_encoder(config)
-        cache = ClipFeatureCache(cache_folder, f"{config.encoder}-{config.size}")
-        inputs, lengths = cache.get_or_compute(
+        cache = FeatureCache(cache_folder, f"{config.encoder}-{config.size}")
+        inputs, lengths = cache.clips(
             paths, lambda frames: encoder(frames).mean(dim=1), size=config.size,
             fps=config.fps, max_frames=config.max_frames, progress=progress)
         times = None
@@ -382,8 +380,8 @@ class TrainedVideoModel:
         out = []
         encoder = frozen_encoder(self.config).to(self.device) if self.config.pretrained else None
         for path in paths:
-            clip = read_video(path, fps=self.config.fps, max_frames=self.config.max_frames,
-                              size=self.config.size)
+            clip = read_clip(path, fps=self.config.fps, max_frames=self.config.max_frames,
+                             size=self.config.size)
             frames = frames_tensor(clip.frames).to(self.device)  # (T, 3, S, S)
             inputs = (encoder(frames).mean(dim=1) if encoder is not None else frames)[None]
             probabilities = self.model.predict_proba(inputs)[0].cpu()  # (K,) or (T, K)

@@ -4,15 +4,12 @@ from .checkpoint import (
     FORMAT_VERSION,
     Checkpoint,
     CheckpointError,
-    atomic_write_bytes,
     flatten_state,
     load_checkpoint,
     load_json,
     save_checkpoint,
-    save_json,
     unflatten_state,
 )
 
-__all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "atomic_write_bytes",
-           "flatten_state", "load_checkpoint", "load_json", "save_checkpoint", "save_json",
-           "unflatten_state"]
+__all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "flatten_state",
+           "load_checkpoint", "load_json", "save_checkpoint", "unflatten_state"]

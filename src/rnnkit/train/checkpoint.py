@@ -18,10 +18,8 @@ crash mid-save leaves the previous checkpoint whole and no half-written file beh
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
+from ..data.files import atomic_write_bytes
 from ..errors import RnnkitError
 
 FORMAT_VERSION = 1
@@ -63,56 +62,7 @@ class Checkpoint:
     path: Path  # the file it was read from
 
 
-# ------------------------------------------------------------------------- atomic writes
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
-
-    The bytes go to a hidden temporary file in the same folder (``os.replace`` is atomic only
-    within one file system), are flushed and fsynced, and then replace ``path``. On any failure
-    the temporary file is removed and ``path`` is untouched. The folder must exist.
-    """
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    # O_EXCL: never clobber another writer's file; 0o666: the umask applies, as with open().
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    descriptor = os.open(temp, flags, 0o666)
-    try:
-        with open(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-    return path
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable; best effort (Windows cannot open a folder, nor needs to)."""
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
 # ---------------------------------------------------------------------------------- JSON
-def save_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as UTF-8 JSON (indent 2, sorted keys, trailing newline), atomically.
-
-    Plain JSON: tuples come back as lists and int keys as strings (use :func:`flatten_state`
-    for values that must come back exactly). Non-ASCII text is written as is, so a vocabulary
-    stays readable.
-    """
-    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def load_json(path: str | os.PathLike) -> Any:
     """Read a JSON file; :class:`CheckpointError` names the file (and line, column) if it can't."""
     path = Path(path)

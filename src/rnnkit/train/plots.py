@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from .checkpoint import atomic_write_bytes
+from ..data.files import atomic_write_bytes
 
 
 def training_curves(rows: list[dict], path: str | Path) -> Path | None:

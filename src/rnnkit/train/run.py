@@ -16,8 +16,9 @@ from typing import Any
 import torch
 
 from ..config import flat_fields, flatten, from_dict, nest, to_dict
+from ..data.files import save_json
 from . import distributed
-from .checkpoint import load_checkpoint, read_kind, save_json
+from .checkpoint import load_checkpoint, read_kind
 from .runtime import parse_duration, resolve_device
 from .trainer import BEST, LAST, Task, TrainConfig, Trainer, TrainResult
 

@@ -1,4 +1,4 @@
-"""Tests of rnnkit.data.motions: config checks, determinism, the time-reversal pairs, and each
+"""Tests of rnnkit.synthetic.motions: config checks, determinism, the time-reversal pairs, and each
 motion's defining property measured on the written-and-read-back mp4 files."""
 
 import os
@@ -7,7 +7,9 @@ import zlib
 import numpy as np
 import pytest
 
-from rnnkit.data.motions import (
+from rnnkit.data.video import read_video
+from rnnkit.data.video_lists import read_class_folders
+from rnnkit.synthetic.motions import (
     MOTIONS,
     REVERSAL,
     SHAPES,
@@ -15,7 +17,7 @@ from rnnkit.data.motions import (
     generate_motion_clip,
     write_motion_dataset,
 )
-from rnnkit.data.video import read_class_folders, read_video, write_video
+from rnnkit.synthetic.video_writer import write_video
 
 
 def measure(frame: np.ndarray) -> tuple[float, float, float, float]:

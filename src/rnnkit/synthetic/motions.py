@@ -7,7 +7,7 @@ as distractors and a little noise::
 
     items = write_motion_dataset("data/motions", per_class=60, seed=0)   # list[VideoItem]
     # data/motions/bounce/0000.mp4, ..., data/motions/up/0059.mp4: the layout that
-    # rnnkit.data.video.read_class_folders reads
+    # rnnkit.data.video_lists.read_class_folders reads
     clip = read_video(items[0].path, fps=1.0)        # 10 frames, one a second
 
 Why a frame-by-frame (order-free) model must fail: every class has the same distribution of
@@ -59,7 +59,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from .video import VideoItem, write_video
+from ..data.video_lists import VideoItem
+from .video_writer import write_video
 
 MOTIONS = ("left", "right", "up", "down", "grow", "shrink", "bounce", "rotate")
 # each motion's time reversal: the reversed clip of one is a clip of the other
@@ -404,7 +405,7 @@ def write_motion_dataset(folder: str | os.PathLike[str], *, per_class: int, seed
                          config: MotionConfig | None = None,
                          progress: bool = True) -> list[VideoItem]:
     """Write ``per_class`` clips of every motion as ``folder/<motion>/<index>.mp4`` (index
-    zero-padded to 4 digits), the layout :func:`rnnkit.data.video.read_class_folders` reads,
+    zero-padded to 4 digits), the layout :func:`rnnkit.data.video_lists.read_class_folders` reads,
     and return their items in that reader's order.
 
     Deterministic: clip ``i`` of a motion is drawn from ``numpy.random.default_rng([seed,

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from rnnkit.data.scenes import (
+from rnnkit.synthetic.scenes import (
     COLOURS,
     SHAPES,
     VOCABULARY,
