@@ -45,9 +45,10 @@ class FrameModelConfig:
         None, "C per frame: R*C (the CNN's grid flattened), C (its mean) or the size of cached "
               "features; set from the data", cli=False)
     encoder: str | None = option(
-        "smallvgg", "the CNN over each frame: smallvgg (trained with the RNN) or a pretrained "
-                    "vgg16 | resnet18 | resnet50, whose features the video task computes once "
-                    "and caches (its model then reads features: None)", choices=ENCODERS)
+        "smallvgg", "the CNN over each frame: smallvgg (trained with the RNN), or a frozen "
+                    "pretrained vgg16, resnet18 or resnet50 whose features the video task "
+                    "caches (its model then holds none, encoder=None, and reads features)",
+        choices=ENCODERS)
     flatten: bool = option(True, "the CNN's grid flattened per frame (keeps where things are), "
                                  "or its mean; the video task sets it from --frame-vector",
                            cli=False)
