@@ -7,14 +7,25 @@ check every path end to end, per-clip and per-frame, and bad input.
 
 from __future__ import annotations
 
+import argparse
 import json
+import shutil
+from dataclasses import fields
 
 import pytest
 import torch
 
+import rnnkit
+from rnnkit.arguments import config_values, given
 from rnnkit.cli import main
+from rnnkit.config import from_dict
+from rnnkit.data.files import save_json
 from rnnkit.models.frames import FrameModelConfig, FrameSequenceModel
 from rnnkit.synthetic.motions import MotionConfig, write_motion_dataset
+from rnnkit.tasks import video_cli
+from rnnkit.tasks.video import EvalOptions, TrainedVideoModel, VideoConfig
+from rnnkit.train.checkpoint import load_checkpoint, save_checkpoint
+from rnnkit.train.trainer import TrainConfig
 
 pytest.importorskip("av", reason="video files need PyAV (the dev extra installs it)")
 
@@ -114,3 +125,121 @@ def test_bad_inputs_are_clear_errors(clips, tmp_path, capsys) -> None:
     assert main(["video", "train", "--csv", str(table), "--out", str(tmp_path / "r2"),
                  "--max-steps", "1", *TINY]) == 2
     assert "fake.mp4" in capsys.readouterr().err
+
+
+def test_a_run_loads_back_with_its_nested_config(folder_run) -> None:
+    trained = rnnkit.load(folder_run)
+    assert isinstance(trained, TrainedVideoModel)
+    assert trained.config.root is not None and trained.config.batch_size == 4
+    model = trained.config.model
+    assert (model.hidden_size, model.projection_size, model.cnn_width) == (8, 8, 4)
+    assert (model.cell, model.dropout, model.encoder) == ("gru", 0.3, "smallvgg")
+    assert (trained.model.config.num_classes, model.num_classes) == (8, None)  # from the data
+    assert trained.model.config.feature_size == 32  # (16 // 16)^2 positions * 8 * cnn_width
+
+
+def test_predict_returns_the_json_rows(folder_run, clips, capsys) -> None:
+    videos = [str(clips / "left" / "0000.mp4"), str(clips / "up" / "0001.mp4")]
+    assert main(["video", "predict", str(folder_run), *videos, "--json"]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert TrainedVideoModel.load(folder_run).predict(videos) == printed
+    with pytest.raises(ValueError, match="no options"):
+        TrainedVideoModel.load(folder_run).predict(videos, top_k=2)
+
+
+# the model options that runs written before the model's config was nested kept flat
+OLD_FLAT = ("encoder", "cnn_width", "convs_per_block", "cell", "projection_size", "hidden_size",
+            "num_layers", "bidirectional", "pooling", "order_free", "dropout")
+
+
+def test_old_run_folders_with_a_flat_config_still_load_and_resume(folder_run, clips,
+                                                                   tmp_path) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(folder_run, old)
+    for name in ("best.safetensors", "last.safetensors"):
+        saved = load_checkpoint(old / name)
+        task = saved.config["task"]
+        nested = task["video"].pop("model")
+        task["video"].update({key: nested[key] for key in OLD_FLAT})
+        save_checkpoint(old / name, kind="video", weights=saved.weights, config=saved.config,
+                        state=saved.state)
+    save_json(old / "config.json", {"video": task["video"], "train": saved.config["train"]})
+    assert "hidden_size" in load_checkpoint(old / "best.safetensors").config["task"]["video"]
+    video = str(clips / "right" / "0002.mp4")
+    trained = rnnkit.load(old)
+    assert isinstance(trained, TrainedVideoModel)
+    assert trained.config.model.hidden_size == 8 and trained.config.model.cnn_width == 4
+    assert trained.predict([video]) == TrainedVideoModel.load(folder_run).predict([video])
+    assert main(["video", "train", "--resume", str(old), "--max-steps", "5",
+                 "--no-progress"]) == 0
+
+
+def test_old_flat_settings_land_where_they_mean_the_same() -> None:
+    old = {"root": "clips", "segments": "when.csv", "encoder": "resnet18",
+           "frame_vector": "mean", "hidden_size": 64, "batch_size": 8}
+    config = from_dict(VideoConfig, old)
+    assert config.pretrained and config.size == 224 and config.model.encoder == "resnet18"
+    assert not config.model.flatten and config.model.per_frame  # from frame_vector, segments
+    assert (config.model.hidden_size, config.batch_size) == (64, 8)
+    with pytest.raises(ValueError, match="frame_vector"):
+        VideoConfig(frame_vector="grid")
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    video_cli.add_parser(parser.add_subparsers(dest="task"))
+    return parser.parse_args(["video", *argv])
+
+
+def test_every_flag_of_before_still_parses_with_its_meaning() -> None:
+    args = _parse(
+        "train", "--root", "R", "--split", "S.txt", "--csv", "C.csv", "--segments", "G.csv",
+        "--val-root", "VR", "--val-split", "VS.txt", "--val-csv", "VC.csv", "--motions", "7",
+        "--motions-dir", "M", "--fps", "2", "--max-frames", "9", "--encoder", "resnet18",
+        "--feature-cache", "F", "--frame-vector", "mean", "--cell", "lstm", "--pooling", "max",
+        "--order-free", "--bidirectional", "--image-size", "32", "--cnn-width", "4",
+        "--convs-per-block", "2", "--projection-size", "6", "--hidden-size", "5",
+        "--num-layers", "2", "--batch-size", "3", "--dropout", "0.1", "--out", "O",
+        "--resume", "O", "--time-budget", "10m", "--max-steps", "3", "--learning-rate", "0.01",
+        "--weight-decay", "0.1", "--eval-every", "5", "--patience", "2", "--seed", "3",
+        "--warmup-steps", "1", "--weight-average", "0.9", "--device", "cpu", "--no-progress")
+    config = config_values(args, VideoConfig)
+    assert (config.root, config.split, config.csv, config.segments) == ("R", "S.txt", "C.csv",
+                                                                        "G.csv")
+    assert (config.val_root, config.val_split, config.val_csv) == ("VR", "VS.txt", "VC.csv")
+    assert (config.motions, config.motions_dir, config.fps, config.max_frames) == (7, "M", 2, 9)
+    assert (config.feature_cache, config.frame_vector, config.image_size) == ("F", "mean", 32)
+    assert config.batch_size == 3
+    model = config.model
+    assert (model.encoder, model.cell, model.pooling, model.order_free) == ("resnet18", "lstm",
+                                                                           "max", True)
+    assert (model.bidirectional, model.cnn_width, model.convs_per_block) == (True, 4, 2)
+    assert (model.projection_size, model.hidden_size, model.num_layers) == (6, 5, 2)
+    assert model.dropout == 0.1
+    assert given(args, TrainConfig) == {"learning_rate": 0.01, "weight_decay": 0.1,
+                                        "eval_every": 5, "patience": 2, "seed": 3,
+                                        "warmup_steps": 1, "weight_average": 0.9}
+    assert (args.out, args.resume, args.time_budget, args.max_steps) == ("O", "O", 600.0, 3)
+    assert (args.device, args.no_progress) == ("cpu", True)
+    args = _parse("eval", "RUN", "--root", "R", "--split", "S.txt", "--csv", "C.csv",
+                  "--segments", "G.csv", "--motions", "5", "--json", "--plot", "P.png",
+                  "--device", "cpu")
+    assert config_values(args, EvalOptions) == EvalOptions("R", "S.txt", "C.csv", "G.csv", 5)
+    assert (args.run, args.json, args.plot, args.device) == ("RUN", True, "P.png", "cpu")
+    assert config_values(_parse("eval", "RUN"), EvalOptions).motions == 20
+    args = _parse("predict", "RUN", "a.mp4", "b.mp4", "--json", "--device", "cpu")
+    assert (args.run, args.videos, args.json, args.device) == ("RUN", ["a.mp4", "b.mp4"], True,
+                                                               "cpu")
+
+
+def test_every_option_has_its_help() -> None:
+    for config in (VideoConfig, FrameModelConfig, EvalOptions):
+        assert [f.name for f in fields(config)
+                if f.name != "model" and not f.metadata.get("help")] == []
+
+
+def test_the_sizes_the_data_decides_are_checked_when_the_model_is_built() -> None:
+    with pytest.raises(ValueError, match="num_classes is not set"):
+        FrameSequenceModel(FrameModelConfig(feature_size=6))
+    with pytest.raises(ValueError, match="feature_size is not set"):
+        FrameSequenceModel(FrameModelConfig(num_classes=2))

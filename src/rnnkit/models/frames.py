@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config import option
 from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating
-from .encoders import SmallVGG, build_encoder
+from .encoders import ENCODERS, SmallVGG, build_encoder
 
 __all__ = ["FrameModelConfig", "FrameSequenceModel"]
 
@@ -35,31 +36,48 @@ POOLINGS = ("last", "max", "mean")
 
 @dataclass
 class FrameModelConfig:
-    """The shape of a :class:`FrameSequenceModel`; every field is checked on creation."""
+    """The shape of a :class:`FrameSequenceModel`; every field is checked on creation.
 
-    num_classes: int  # K
-    feature_size: int  # per frame: R*C (flattened grid), C (its mean) or the cached features'
-    encoder: str | None = "smallvgg"  # the CNN inside the model (None: inputs are features)
-    flatten: bool = True  # the CNN's grid flattened per frame (keeps where things are), or mean
-    cnn_width: int = 16  # smallvgg: channels of the first of 4 blocks, doubled per block
-    convs_per_block: int = 1  # smallvgg: 3x3 convolutions per block
-    projection_size: int = 128  # E, frame features projected before the RNN
-    cell: str = "gru"  # one of rnnkit.nn.CELL_KINDS
-    hidden_size: int = 128  # H
-    num_layers: int = 1  # L
-    bidirectional: bool = False  # per-frame labels may look ahead; a clip label needs no more
-    pooling: str = "last"  # many-to-one: the final state, or max / mean over the real frames
-    per_frame: bool = False  # a label for every sampled frame (many-to-many, synced)
-    order_free: bool = False  # the baseline without the RNN (see the module docstring)
-    dropout: float = 0.3
+    The defaults are the video task's (``rnnkit video train``)."""
+
+    num_classes: int | None = option(None, "K, the classes; set from the data", cli=False)
+    feature_size: int | None = option(
+        None, "C per frame: R*C (the CNN's grid flattened), C (its mean) or the size of cached "
+              "features; set from the data", cli=False)
+    encoder: str | None = option(
+        "smallvgg", "the CNN over each frame: smallvgg (trained with the RNN), or a frozen "
+                    "pretrained vgg16, resnet18 or resnet50 whose features the video task "
+                    "caches (its model then holds none, encoder=None, and reads features)",
+        choices=ENCODERS)
+    flatten: bool = option(True, "the CNN's grid flattened per frame (keeps where things are), "
+                                 "or its mean; the video task sets it from --frame-vector",
+                           cli=False)
+    cnn_width: int = option(16, "smallvgg: channels of the first of 4 blocks, doubled per block")
+    convs_per_block: int = option(1, "smallvgg: 3x3 convolutions per block")
+    projection_size: int = option(128, "E, frame features projected before the RNN")
+    cell: str = option("gru", "the recurrent cell: one of rnnkit.nn.CELL_KINDS",
+                       choices=CELL_KINDS)
+    hidden_size: int = option(128, "H, units per level")
+    num_layers: int = option(1, "L, levels stacked")
+    bidirectional: bool = option(False, "read the frames both ways: per-frame labels may look "
+                                        "ahead; a clip label needs no more")
+    pooling: str = option("last", "many-to-one: the final state, or max / mean over the real "
+                                  "frames", choices=POOLINGS)
+    per_frame: bool = option(False, "a label for every sampled frame (many-to-many, synced); "
+                                    "the video task sets it from --segments", cli=False)
+    order_free: bool = option(False, "the baseline: no RNN, the mean of the frame features "
+                                     "(Deep Sets)")
+    dropout: float = option(0.3, "on the projected frames, between levels and before W_hy")
 
     def __post_init__(self) -> None:
         for name in ("num_classes", "feature_size", "projection_size", "hidden_size",
                      "num_layers", "cnn_width"):
             value = getattr(self, name)
+            if name in ("num_classes", "feature_size") and value is None:
+                continue  # not known until the data is read; the model needs them
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.num_classes < 2:
+        if self.num_classes is not None and self.num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
         if self.cell not in CELL_KINDS:
             raise ValueError(f"unknown cell {self.cell!r}: expected one of "
@@ -86,6 +104,9 @@ class FrameSequenceModel(nn.Module):
 
     def __init__(self, config: FrameModelConfig) -> None:
         super().__init__()
+        for name in ("num_classes", "feature_size"):
+            if getattr(config, name) is None:
+                raise ValueError(f"FrameModelConfig.{name} is not set: it comes from the data")
         self.config = config
         if config.encoder is None:
             self.cnn = None
