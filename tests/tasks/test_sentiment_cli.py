@@ -13,6 +13,7 @@ import pytest
 import rnnkit
 from rnnkit.arguments import config_values, given
 from rnnkit.cli import main
+from rnnkit.data.labelled_format import LabelledFormat
 from rnnkit.models.classifier import ClassifierConfig
 from rnnkit.tasks import sentiment_cli
 from rnnkit.tasks.sentiment import PredictOptions, SentimentConfig, TrainedClassifier
@@ -121,11 +122,12 @@ def _old_layout(run: Path, folder: Path) -> Path:
     shutil.copytree(run, folder)
     for name in ("best.safetensors", "last.safetensors"):
         checkpoint = load_checkpoint(folder / name)
-        task = checkpoint.config["task"]
-        settings = task["sentiment"]
+        settings = checkpoint.config["task"]["sentiment"]
         model = settings.pop("model")
+        settings.update(settings.pop("reading"))
         settings.update({k: model[k] for k in OLD_MODEL_KEYS})
-        assert "model" not in settings and "word_dropout" in settings
+        assert "word_dropout" in settings and "header" in settings
+        assert not [v for v in settings.values() if isinstance(v, dict)]
         save_checkpoint(folder / name, kind="sentiment", weights=checkpoint.weights,
                         config=checkpoint.config, state=checkpoint.state)
     return folder
@@ -280,14 +282,22 @@ def test_download_sst2_phrases_extracts_glue_tsv_that_trains(tmp_path, monkeypat
     ("head+tail", ["w0", "w1", "w7", "w8", "w9"]),
 ])
 def test_truncation_keeps_the_head_the_tail_or_both(truncation, kept):
-    from rnnkit.tasks.sentiment import SentimentConfig, truncate
+    from rnnkit.data.labelled import WordVocab
+    from rnnkit.data.text_encoder import truncate
+    from rnnkit.tasks.sentiment import text_encoder
 
     tokens = [f"w{i}" for i in range(10)]
-    config = SentimentConfig(max_len=5, truncation=truncation)
-    assert truncate(tokens, config) == kept
-    assert truncate(tokens[:4], config) == tokens[:4]  # short texts stay whole
+    assert truncate(tokens, 5, truncation) == kept
+    assert truncate(tokens[:4], 5, truncation) == tokens[:4]  # short texts stay whole
     with pytest.raises(ValueError, match="truncation must be one of"):
-        truncate(tokens, SentimentConfig(truncation="middle"))
+        truncate(tokens, 5, "middle")
+    # the run's config decides how its texts are cut
+    vocab = WordVocab.build([tokens])
+    encoder = text_encoder(SentimentConfig(max_len=5, truncation=truncation), vocab)
+    assert encoder.tokens(" ".join(tokens)) == kept
+    assert vocab.decode(encoder.encode([" ".join(tokens)])[0]) == kept
+    with pytest.raises(ValueError, match="truncation must be one of"):
+        text_encoder(SentimentConfig(truncation="middle"), vocab).tokens("w0 w1")
 
 
 def _parse(*argv: str):
@@ -309,10 +319,11 @@ def test_every_flag_of_before_still_parses_with_its_meaning() -> None:
         "--weight-average", "0.99", "--out", "runs/a", "--resume", "runs/b", "--time-budget",
         "10m", "--max-steps", "5", "--device", "cpu", "--no-progress")
     assert config_values(args, SentimentConfig) == SentimentConfig(
-        train="t.csv", val="v.csv", format="csv", text_column="review", label_column="1",
-        header=True, skip_bad_rows=True, encoding_errors="replace", vectors="vec.txt",
-        freeze_vectors=True, vectors_vocab=0, min_freq=2, max_vocab=900, max_len=60,
-        truncation="tail", batch_size=8, model=ClassifierConfig(
+        train="t.csv", val="v.csv", vectors="vec.txt", freeze_vectors=True, vectors_vocab=0,
+        min_freq=2, max_vocab=900, max_len=60, truncation="tail", batch_size=8,
+        reading=LabelledFormat(format="csv", text_column="review", label_column="1",
+                               header=True, skip_bad_rows=True, encoding_errors="replace"),
+        model=ClassifierConfig(
             cell="gru", pooling="attention", embedding_size=50, hidden_size=64, num_layers=2,
             dropout=0.2, word_dropout=0.1, bidirectional=False))
     assert given(args, TrainConfig) == {
@@ -321,7 +332,7 @@ def test_every_flag_of_before_still_parses_with_its_meaning() -> None:
     assert (args.out, args.resume, args.time_budget, args.max_steps, args.device,
             args.no_progress) == ("runs/a", "runs/b", 600.0, 5, "cpu", True)
     # a flag not given is the config's default (the header: detected)
-    assert config_values(_parse("train", "--no-header"), SentimentConfig).header is False
+    assert config_values(_parse("train", "--no-header"), SentimentConfig).reading.header is False
     assert config_values(_parse("train"), SentimentConfig) == SentimentConfig()
     assert SentimentConfig().model.word_dropout == 0.3  # the task's measured default
     with pytest.raises(SystemExit):

@@ -13,16 +13,9 @@ from pathlib import Path
 import torch
 
 from ..config import option
-from ..data.labelled import (
-    BucketBatches,
-    Example,
-    LabelledDataError,
-    LabelSet,
-    WordVocab,
-    read_labelled,
-    tokenize,
-)
-from ..data.vectors import embedding_matrix, load_vectors, resolve_vectors
+from ..data.labelled import BucketBatches, Example, LabelledDataError, LabelSet, WordVocab, tokenize
+from ..data.labelled_format import LabelledFormat
+from ..data.text_encoder import TRUNCATIONS, TextEncoder, with_vectors
 from ..metrics import ClassificationReport, classification_report
 from ..models.classifier import ClassifierConfig, SequenceClassifier
 from ..nn import evaluating
@@ -30,27 +23,16 @@ from ..train.run import SavedRun
 from ..train.trainer import StepOutput
 from . import base
 
-FORMATS = ("auto", "csv", "tsv", "jsonl", "sst", "imdb")
-TRUNCATIONS = ("head", "tail", "head+tail")
-
 
 @dataclass
 class SentimentConfig:
+    """A sentiment run: its data, how its files are read, its vocabulary, and its model."""
+
     train: str | None = option(None, "labelled texts: csv, tsv, jsonl, sst lines or an imdb "
                                      "folder (pos/, neg/)")
+    val_fraction: float = option(0.1, "the part of --train held out without --val")
     val: str | None = option(None, "labelled validation texts (default: a shuffled "
                                    "--val-fraction of --train)")
-    val_fraction: float = option(0.1, "the part of --train held out without --val")
-    format: str = option("auto", "the data's format (auto: from the name or the first line)",
-                         choices=FORMATS)
-    text_column: str | None = option(None, "name or 0-based index of the text column")
-    label_column: str | None = option(None, "name or 0-based index of the label column")
-    header: bool | None = option(None, "the first row names the columns (default: detect)")
-    skip_bad_rows: bool = option(False, "skip malformed rows and report how many (default: "
-                                        "stop)")
-    encoding_errors: str = option("strict", "what to do with bytes that are not UTF-8: "
-                                            "replace turns them into U+FFFD",
-                                  choices=("strict", "replace"))
     lowercase: bool = option(True, "read every word in lower case")
     min_freq: int = option(1, "words seen fewer times become <unk>")
     max_vocab: int | None = option(None, "keep the most frequent words (pad and unk included)")
@@ -63,19 +45,8 @@ class SentimentConfig:
     vectors_vocab: int = option(50000, "the vectors' most frequent words added to the "
                                        "vocabulary (0: training words only)")
     batch_size: int = option(32, "texts per update")
+    reading: LabelledFormat = option(factory=LabelledFormat)
     model: ClassifierConfig = option(factory=ClassifierConfig)
-
-
-def _column(value: str | None) -> str | int | None:
-    return int(value) if value is not None and value.isdigit() else value
-
-
-def read_examples(path: str, config: SentimentConfig) -> tuple[list[Example], list[str]]:
-    report = read_labelled(path, format=config.format, text_column=_column(config.text_column),
-                           label_column=_column(config.label_column), header=config.header,
-                           skip_bad_rows=config.skip_bad_rows,
-                           encoding_errors=config.encoding_errors)
-    return report.examples, report.skipped
 
 
 @dataclass
@@ -89,61 +60,40 @@ class SentimentData:
     coverage: str = ""
 
 
-def truncate(tokens: list[str], config: SentimentConfig) -> list[str]:
-    """At most ``max_len`` tokens of a text: its beginning, its end, or half of each (Sun et al.
-    2019 found head+tail best for long reviews: the verdict is often in the last lines)."""
-    if config.truncation not in TRUNCATIONS:
-        raise ValueError(f"truncation must be one of {', '.join(TRUNCATIONS)}, got "
-                         f"{config.truncation!r}")
-    n = config.max_len
-    if len(tokens) <= n:
-        return tokens
-    if config.truncation == "head":
-        return tokens[:n]
-    if config.truncation == "tail":
-        return tokens[-n:]
-    return tokens[:n // 2] + tokens[len(tokens) - (n - n // 2):]
+def text_encoder(config: SentimentConfig, vocab: WordVocab) -> TextEncoder:
+    """How the run reads a text: its tokens, truncation and vocabulary."""
+    return TextEncoder(vocab, config.lowercase, config.max_len, config.truncation)
 
 
-def encode(examples: list[Example], vocab: WordVocab, labels: LabelSet,
-           config: SentimentConfig) -> tuple[list[list[int]], list[int]]:
-    ids = [vocab.encode(truncate(tokenize(e.text, lowercase=config.lowercase), config)) or
-           [WordVocab.UNK] for e in examples]  # a text of no tokens reads as one <unk>
-    return ids, [labels.encode(e.label, e.source) for e in examples]
+def encode(examples: list[Example], encoder: TextEncoder,
+           labels: LabelSet) -> tuple[list[list[int]], list[int]]:
+    return (encoder.encode(e.text for e in examples),
+            [labels.encode(e.label, e.source) for e in examples])
 
 
 def load_data(config: SentimentConfig) -> SentimentData:
     if config.train is None:
         raise ValueError("give the training data: --train FILE")
-    train, skipped = read_examples(config.train, config)
+    read = config.reading.read(config.train)
+    train, skipped = read.examples, read.skipped
     if config.val is None:
         train, val = base.held_out(train, config.val_fraction)
     else:
-        val, more = read_examples(config.val, config)
-        skipped += more
+        read = config.reading.read(config.val)
+        val, skipped = read.examples, skipped + read.skipped
     labels = LabelSet.from_examples(train)
     vocab = WordVocab.build((tokenize(e.text, lowercase=config.lowercase) for e in train),
                             min_freq=config.min_freq, max_size=config.max_vocab)
-    vectors = None
+    embedding, coverage = None, ""
     if config.vectors_vocab < 0:
         raise ValueError(f"vectors_vocab must be >= 0, got {config.vectors_vocab}")
-    if config.vectors:
-        vectors = load_vectors(resolve_vectors(config.vectors),
-                               encoding_errors=config.encoding_errors)
-        # words never seen in training but known to the vectors are read too, with their
-        # pretrained vectors (what pretrained vectors are most for: 5.7% of SST-2 dev's tokens
-        # are not in its training set); best with freeze_vectors, since the training words'
-        # vectors move when fine-tuned and these do not
-        added = [w.lower() if config.lowercase else w
-                 for w in vectors.words[:config.vectors_vocab]]
-        vocab = vocab.extended(added)
-    data = SentimentData(vocab, labels, encode(train, vocab, labels, config),
-                         encode(val, vocab, labels, config), skipped)
-    if vectors is not None:
-        data.embedding, coverage = embedding_matrix(vectors, vocab.words,
-                                                    pad_index=WordVocab.PAD)
-        data.coverage = str(coverage)
-    return data
+    if config.vectors:  # the vectors' frequent words join the vocabulary
+        vocab, embedding, coverage = with_vectors(
+            vocab, config.vectors, most_frequent=config.vectors_vocab,
+            lowercase=config.lowercase, encoding_errors=config.reading.encoding_errors)
+    encoder = text_encoder(config, vocab)
+    return SentimentData(vocab, labels, encode(train, encoder, labels),
+                         encode(val, encoder, labels), skipped, embedding, str(coverage))
 
 
 class SentimentTask(base.Task):
@@ -237,10 +187,6 @@ class PredictOptions:
                                   "input)")
     batch_size: int = option(64, "texts per forward pass", cli=False)
 
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-
 
 @dataclass(kw_only=True)
 class TrainedClassifier(base.Trained):
@@ -251,24 +197,20 @@ class TrainedClassifier(base.Trained):
     labels: LabelSet
 
     @classmethod
-    def build(cls, model_config: ClassifierConfig) -> SequenceClassifier:
-        return SequenceClassifier(model_config)
-
-    @classmethod
     def restore(cls, saved: SavedRun, config: SentimentConfig, device: torch.device) -> dict:
         return {"vocab": WordVocab.from_json(saved.task["vocab"]),
                 "labels": LabelSet.from_json(saved.task["labels"])}
 
-    def tokens(self, text: str) -> list[str]:
-        return truncate(tokenize(text, lowercase=self.config.lowercase), self.config)
+    @classmethod
+    def build(cls, model_config: ClassifierConfig) -> SequenceClassifier:
+        return SequenceClassifier(model_config)  # empty: the run's weights come next
 
-    def _ids(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        encoded = [self.vocab.encode(self.tokens(t)) or [WordVocab.UNK] for t in texts]
-        lengths = torch.tensor([len(e) for e in encoded])
-        ids = torch.full((len(encoded), int(lengths.max())), WordVocab.PAD)  # (B, T_max)
-        for row, e in enumerate(encoded):
-            ids[row, :len(e)] = torch.tensor(e)
-        return ids.to(self.device), lengths.to(self.device)
+    @property
+    def encoder(self) -> TextEncoder:
+        return text_encoder(self.config, self.vocab)
+
+    def tokens(self, text: str) -> list[str]:
+        return self.encoder.tokens(text)
 
     def predict(self, inputs: list[str], **options) -> list[dict]:
         """One row per text: ``{"text", "label", "probabilities": {label: p}}``, and with
@@ -278,7 +220,9 @@ class TrainedClassifier(base.Trained):
         rows = []
         for start in range(0, len(inputs), settings.batch_size):
             chunk = inputs[start:start + settings.batch_size]
-            probabilities = self.model.predict_proba(*self._ids(chunk)).cpu()  # (B, C)
+            ids, lengths = self.encoder.batch(chunk)  # (B, T), (B,)
+            probabilities = self.model.predict_proba(ids.to(self.device),
+                                                     lengths.to(self.device)).cpu()  # (B, C)
             for text, row in zip(chunk, probabilities, strict=True):
                 named = {name: float(p) for name, p in zip(self.labels.names, row, strict=True)}
                 rows.append({"text": text, "label": max(named, key=named.get),
@@ -296,13 +240,13 @@ class TrainedClassifier(base.Trained):
         return list(zip(tokens, scores, strict=True))
 
     def evaluate(self, path: str) -> ClassificationReport:
-        examples, _ = read_examples(path, self.config)
+        examples = self.config.reading.read(path).examples
         known = set(self.labels.names)
         for example in examples:
             if example.label not in known:
                 raise LabelledDataError(f"{example.source}: label {example.label!r} is not one "
                                         f"the model knows ({', '.join(self.labels.names)})")
-        ids, labels = encode(examples, self.vocab, self.labels, self.config)
+        ids, labels = encode(examples, self.encoder, self.labels)
         batches = BucketBatches(ids, labels, 128, shuffle=False)
         report, _ = evaluate_batches(self.model, batches, self.labels, self.device)
         return report

@@ -9,16 +9,12 @@ import sys
 from pathlib import Path
 
 from ..arguments import add_config_arguments, config_values
-from ..data.download import extract_tar, extract_zip, fetch
+from ..data.labelled_sets import SETS, download_set
 from ..metrics import plot_confusion
 from ..pages.sentiment import colour_explanation, html_explanation
 from ..train.checkpoint import atomic_write_bytes
 from . import cli
 from .sentiment import PredictOptions, SentimentTask, TrainedClassifier
-
-# what `download` fetches per data set (names in rnnkit.data.download.RESOURCES)
-DATASETS = {"sst2": ("sst2-train", "sst2-dev"), "sst2-phrases": ("sst2-phrases",),
-            "imdb": ("imdb",)}
 
 
 def add_parser(tasks) -> None:
@@ -48,7 +44,7 @@ def add_parser(tasks) -> None:
         "download", help="fetch SST-2 (sst2: sentences; sst2-phrases: GLUE's copy, every "
                          "labelled phrase too) or IMDB from their official sources "
                          "(sha256-checked, cached)")
-    download.add_argument("dataset", choices=sorted(DATASETS))
+    download.add_argument("dataset", choices=sorted(SETS))
     download.add_argument("--cache", metavar="DIR",
                           help="download folder (default: $RNNKIT_DATA or ~/.cache/rnnkit)")
 
@@ -59,43 +55,32 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    """Fetch the files, then print the train command that uses them."""
-    paths = [fetch(name, args.cache) for name in DATASETS[args.dataset]]
-    if args.dataset == "imdb":
-        root = extract_tar(paths[0], paths[0].parent / "imdb")
-        train, test = root / "aclImdb" / "train", root / "aclImdb" / "test"
-        print(f"rnnkit sentiment train --train {train} --format imdb --out runs/imdb")
-        print(f"rnnkit sentiment eval runs/imdb {test}")
-    elif args.dataset == "sst2-phrases":  # GLUE's copy: every labelled phrase, TSV with header
-        root = extract_zip(paths[0], paths[0].parent / "sst2-phrases") / "SST-2"
-        print(f"rnnkit sentiment train --train {root / 'train.tsv'} --val {root / 'dev.tsv'} "
-              "--out runs/sst2-phrases")
-    else:
-        train, dev = paths
-        print(f"rnnkit sentiment train --train {train} --val {dev} --out runs/sst2")
+    """Fetch the set, then print the commands that use it."""
+    found, out = download_set(args.dataset, args.cache), f"runs/{args.dataset}"
+    val = f" --val {found.val}" if found.val else ""
+    named = f" --format {found.format}" if found.format else ""
+    print(f"rnnkit sentiment train --train {found.train}{val}{named} --out {out}")
+    if found.test:
+        print(f"rnnkit sentiment eval {out} {found.test}")
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
     trained = cli.train(SentimentTask, args)
-    if trained is None:  # a rank other than 0 of a distributed run
-        return 0
-    best = trained.metrics
-    print(f"validation: accuracy {best['accuracy']:.4f}, macro-F1 {best['macro_f1']:.4f} "
-          f"(best checkpoint: {trained.path})")
+    if trained is not None:  # None: a rank other than 0 of a distributed run
+        accuracy, macro_f1 = trained.metrics["accuracy"], trained.metrics["macro_f1"]
+        print(f"validation: accuracy {accuracy:.4f}, macro-F1 {macro_f1:.4f} (best checkpoint: "
+              f"{trained.path})")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     trained = TrainedClassifier.load(args.run, args.device)
     report = trained.evaluate(args.file)
-    plot = Path(args.plot) if args.plot else Path(args.run) / "confusion.png"
-    if Path(args.run).is_dir() or args.plot:
-        plot_confusion(report, plot)
-    if args.json:
-        print(json.dumps({"accuracy": report.accuracy, "macro_f1": report.macro_f1}))
-    else:
-        print(report.to_text())
+    if args.plot or Path(args.run).is_dir():  # a checkpoint file alone: no folder to draw in
+        plot_confusion(report, args.plot or Path(args.run) / "confusion.png")
+    metrics = {"accuracy": report.accuracy, "macro_f1": report.macro_f1}
+    print(json.dumps(metrics) if args.json else report.to_text())
     return 0
 
 
