@@ -276,6 +276,30 @@ def test_download_sst2_phrases_extracts_glue_tsv_that_trains(tmp_path, monkeypat
                                                     ("a fine film", "1")]
 
 
+def test_download_imdb_prints_the_train_and_eval_commands(tmp_path, monkeypatch, capsys):
+    import hashlib
+    import io
+    import tarfile
+
+    from rnnkit.data import download
+
+    archive = tmp_path / "aclImdb_v1.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("train/pos/0_9.txt", "train/neg/1_2.txt", "test/pos/2_8.txt"):
+            info = tarfile.TarInfo(f"aclImdb/{name}")
+            info.size = 4
+            tar.addfile(info, io.BytesIO(b"good"))
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    monkeypatch.setattr(download, "RESOURCES", {"imdb": download.Resource(
+        "imdb", archive.as_uri(), digest, archive.name)})
+    cache = tmp_path / "cache"
+    assert main(["sentiment", "download", "imdb", "--cache", str(cache)]) == 0
+    root = cache / "imdb" / "aclImdb"
+    assert capsys.readouterr().out == (
+        f"rnnkit sentiment train --train {root / 'train'} --format imdb --out runs/imdb\n"
+        f"rnnkit sentiment eval runs/imdb {root / 'test'}\n")
+
+
 @pytest.mark.parametrize(("truncation", "kept"), [
     ("head", ["w0", "w1", "w2", "w3", "w4"]),
     ("tail", ["w5", "w6", "w7", "w8", "w9"]),
