@@ -142,7 +142,7 @@ def test_word_dropout_reads_tokens_as_unk_in_training_only():
 
 
 def test_without_word_dropout_training_reads_the_ids_unchanged():
-    model = _model(dropout=0.0).train()
+    model = _model(dropout=0.0, word_dropout=0.0).train()
     ids, lengths = _padded_batch()
     torch.testing.assert_close(model(ids, lengths)[0], model.eval()(ids, lengths)[0])
 
@@ -200,7 +200,7 @@ def _toy_task(n=48, T=6):
 
 def _train_toy(pooling="max", steps=150):
     config = ClassifierConfig(V, 2, embedding_size=8, hidden_size=16, pooling=pooling,
-                              dropout=0.0, attention_size=8)
+                              dropout=0.0, word_dropout=0.0, attention_size=8)
     model = SequenceClassifier(config)
     ids, lengths, labels = _toy_task()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
@@ -318,6 +318,14 @@ def test_config_is_checked(kwargs, match):
     fields = {"vocab_size": V, "num_classes": C, **kwargs}
     with pytest.raises(ValueError, match=match):
         ClassifierConfig(**fields)
+
+
+def test_sizes_from_the_data_are_checked_when_the_model_is_built():
+    config = ClassifierConfig(embedding_size=6, hidden_size=5)  # a task's, before the data
+    with pytest.raises(ValueError, match="vocab_size is not set"):
+        SequenceClassifier(config)
+    with pytest.raises(ValueError, match="num_classes is not set"):
+        SequenceClassifier(ClassifierConfig(vocab_size=V, embedding_size=6, hidden_size=5))
 
 
 def test_bad_inputs_say_what_was_expected():

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
+import shutil
+from pathlib import Path
 
 import pytest
 
+import rnnkit
+from rnnkit.arguments import config_values, given
 from rnnkit.cli import main
-from rnnkit.tasks.sentiment import TrainedClassifier
+from rnnkit.data.labelled_format import LabelledFormat
+from rnnkit.models.classifier import ClassifierConfig
+from rnnkit.tasks import sentiment_cli
+from rnnkit.tasks.sentiment import PredictOptions, SentimentConfig, TrainedClassifier
+from rnnkit.train.checkpoint import load_checkpoint, save_checkpoint
+from rnnkit.train.trainer import TrainConfig
 
 GOOD = ["great", "wonderful", "moving", "brilliant", "funny", "lovely"]
 BAD = ["dull", "boring", "awful", "tedious", "flat", "clumsy"]
@@ -78,10 +88,68 @@ def test_predict_reads_stdin(run_dir, capsys, monkeypatch) -> None:
     assert [line.split("\t")[0] for line in lines] == ["1", "0"]
 
 
-def test_predictions_match_the_python_api(run_dir) -> None:
+def test_predictions_match_the_python_api(run_dir, capsys) -> None:
     trained = TrainedClassifier.load(run_dir)
     texts = ["quite brilliant", "the plot was clumsy and flat"]
-    assert [p.label for p in trained.predict(texts)] == ["1", "0"]
+    assert [p["label"] for p in trained.predict(texts)] == ["1", "0"]
+    # predict() returns exactly the rows `predict --json` prints, explanations included
+    for options, flags in (({}, []), ({"explain": True}, ["--explain"])):
+        assert main(["sentiment", "predict", str(run_dir), *texts, "--json", *flags]) == 0
+        printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert printed == json.loads(json.dumps(trained.predict(texts, **options)))
+        assert set(printed[0]) == {"text", "label", "probabilities", *(
+            ["explanation"] if options else [])}
+    for one, batched in zip(trained.predict(texts, batch_size=1), trained.predict(texts),
+                            strict=True):  # padding changes nothing but the rounding
+        assert one["label"] == batched["label"]
+        assert one["probabilities"] == pytest.approx(batched["probabilities"], abs=1e-6)
+    with pytest.raises(TypeError, match="top_k"):
+        trained.predict(texts, top_k=3)
+
+
+def test_any_run_loads_with_rnnkit_load(run_dir) -> None:
+    trained = rnnkit.load(run_dir)
+    assert type(trained) is TrainedClassifier
+    assert trained.config.model.hidden_size == 16 and trained.config.model.dropout == 0.1
+    assert trained.model.config.vocab_size == len(trained.vocab)
+    assert trained.model.config.num_classes == 2 and trained.labels.names == ("0", "1")
+    assert trained.predict(["quite brilliant"])[0]["label"] == "1"
+
+
+def _old_layout(run: Path, folder: Path) -> Path:
+    """A copy of ``run`` whose checkpoints keep the task's config flat, the model's options
+    beside the data's, as runs were saved before the model's config was nested."""
+    shutil.copytree(run, folder)
+    for name in ("best.safetensors", "last.safetensors"):
+        checkpoint = load_checkpoint(folder / name)
+        settings = checkpoint.config["task"]["sentiment"]
+        model = settings.pop("model")
+        settings.update(settings.pop("reading"))
+        settings.update({k: model[k] for k in OLD_MODEL_KEYS})
+        assert "word_dropout" in settings and "header" in settings
+        assert not [v for v in settings.values() if isinstance(v, dict)]
+        save_checkpoint(folder / name, kind="sentiment", weights=checkpoint.weights,
+                        config=checkpoint.config, state=checkpoint.state)
+    return folder
+
+
+OLD_MODEL_KEYS = ("cell", "embedding_size", "hidden_size", "num_layers", "bidirectional",
+                  "pooling", "dropout", "word_dropout")
+
+
+def test_runs_saved_before_the_model_config_was_nested_still_load(run_dir, tmp_path,
+                                                                 capsys) -> None:
+    old = _old_layout(run_dir, tmp_path / "old")
+    trained, new = TrainedClassifier.load(old), TrainedClassifier.load(run_dir)
+    assert trained.config == new.config and trained.config.model.hidden_size == 16
+    texts = ["quite brilliant", "the plot was clumsy and flat"]
+    assert trained.predict(texts, explain=True) == new.predict(texts, explain=True)
+    assert type(rnnkit.load(old)) is TrainedClassifier
+    # and such a run resumes, keeping its settings
+    assert main(["sentiment", "train", "--resume", str(old), "--max-steps", "110",
+                 "--no-progress"]) == 0
+    assert "stopped after 110 steps" in capsys.readouterr().err
+    assert TrainedClassifier.load(old / "last.safetensors").config.model.hidden_size == 16
 
 
 def test_csv_with_columns_and_bad_rows(tmp_path, capsys) -> None:
@@ -130,6 +198,7 @@ def test_pretrained_vectors_are_used(tmp_path) -> None:
                             vectors=str(tmp_path / "vec.txt"), freeze_vectors=True, max_steps=3,
                             hidden_size=8, batch_size=16, progress=False)
     assert model.model.config.embedding_size == 8 and model.model.config.freeze_embedding
+    assert model.config.freeze_vectors and model.config.model.embedding_size == 300
     from rnnkit.data.vectors import load_vectors
 
     vectors = load_vectors(tmp_path / "vec.txt")
@@ -207,17 +276,101 @@ def test_download_sst2_phrases_extracts_glue_tsv_that_trains(tmp_path, monkeypat
                                                     ("a fine film", "1")]
 
 
+def test_download_imdb_prints_the_train_and_eval_commands(tmp_path, monkeypatch, capsys):
+    import hashlib
+    import io
+    import tarfile
+
+    from rnnkit.data import download
+
+    archive = tmp_path / "aclImdb_v1.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("train/pos/0_9.txt", "train/neg/1_2.txt", "test/pos/2_8.txt"):
+            info = tarfile.TarInfo(f"aclImdb/{name}")
+            info.size = 4
+            tar.addfile(info, io.BytesIO(b"good"))
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    monkeypatch.setattr(download, "RESOURCES", {"imdb": download.Resource(
+        "imdb", archive.as_uri(), digest, archive.name)})
+    cache = tmp_path / "cache"
+    assert main(["sentiment", "download", "imdb", "--cache", str(cache)]) == 0
+    root = cache / "imdb" / "aclImdb"
+    assert capsys.readouterr().out == (
+        f"rnnkit sentiment train --train {root / 'train'} --format imdb --out runs/imdb\n"
+        f"rnnkit sentiment eval runs/imdb {root / 'test'}\n")
+
+
 @pytest.mark.parametrize(("truncation", "kept"), [
     ("head", ["w0", "w1", "w2", "w3", "w4"]),
     ("tail", ["w5", "w6", "w7", "w8", "w9"]),
     ("head+tail", ["w0", "w1", "w7", "w8", "w9"]),
 ])
 def test_truncation_keeps_the_head_the_tail_or_both(truncation, kept):
-    from rnnkit.tasks.sentiment import SentimentConfig, truncate
+    from rnnkit.data.labelled import WordVocab
+    from rnnkit.data.text_encoder import truncate
+    from rnnkit.tasks.sentiment import text_encoder
 
     tokens = [f"w{i}" for i in range(10)]
-    config = SentimentConfig(max_len=5, truncation=truncation)
-    assert truncate(tokens, config) == kept
-    assert truncate(tokens[:4], config) == tokens[:4]  # short texts stay whole
+    assert truncate(tokens, 5, truncation) == kept
+    assert truncate(tokens[:4], 5, truncation) == tokens[:4]  # short texts stay whole
     with pytest.raises(ValueError, match="truncation must be one of"):
-        truncate(tokens, SentimentConfig(truncation="middle"))
+        truncate(tokens, 5, "middle")
+    # the run's config decides how its texts are cut
+    vocab = WordVocab.build([tokens])
+    encoder = text_encoder(SentimentConfig(max_len=5, truncation=truncation), vocab)
+    assert encoder.tokens(" ".join(tokens)) == kept
+    assert vocab.decode(encoder.encode([" ".join(tokens)])[0]) == kept
+    with pytest.raises(ValueError, match="truncation must be one of"):
+        text_encoder(SentimentConfig(truncation="middle"), vocab).tokens("w0 w1")
+
+
+def _parse(*argv: str):
+    parser = argparse.ArgumentParser()
+    sentiment_cli.add_parser(parser.add_subparsers(dest="task"))
+    return parser.parse_args(["sentiment", *argv])
+
+
+def test_every_flag_of_before_still_parses_with_its_meaning() -> None:
+    args = _parse(
+        "train", "--train", "t.csv", "--val", "v.csv", "--format", "csv", "--text-column",
+        "review", "--label-column", "1", "--header", "--skip-bad-rows", "--encoding-errors",
+        "replace", "--vectors", "vec.txt", "--freeze-vectors", "--vectors-vocab", "0",
+        "--min-freq", "2", "--max-vocab", "900", "--max-len", "60", "--truncation", "tail",
+        "--cell", "gru", "--pooling", "attention", "--embedding-size", "50", "--hidden-size",
+        "64", "--num-layers", "2", "--batch-size", "8", "--dropout", "0.2", "--word-dropout",
+        "0.1", "--unidirectional", "--learning-rate", "1e-3", "--weight-decay", "0.01",
+        "--eval-every", "50", "--patience", "2", "--seed", "3", "--warmup-steps", "10",
+        "--weight-average", "0.99", "--out", "runs/a", "--resume", "runs/b", "--time-budget",
+        "10m", "--max-steps", "5", "--device", "cpu", "--no-progress")
+    assert config_values(args, SentimentConfig) == SentimentConfig(
+        train="t.csv", val="v.csv", vectors="vec.txt", freeze_vectors=True, vectors_vocab=0,
+        min_freq=2, max_vocab=900, max_len=60, truncation="tail", batch_size=8,
+        reading=LabelledFormat(format="csv", text_column="review", label_column="1",
+                               header=True, skip_bad_rows=True, encoding_errors="replace"),
+        model=ClassifierConfig(
+            cell="gru", pooling="attention", embedding_size=50, hidden_size=64, num_layers=2,
+            dropout=0.2, word_dropout=0.1, bidirectional=False))
+    assert given(args, TrainConfig) == {
+        "learning_rate": 1e-3, "weight_decay": 0.01, "eval_every": 50, "patience": 2,
+        "seed": 3, "warmup_steps": 10, "weight_average": 0.99}
+    assert (args.out, args.resume, args.time_budget, args.max_steps, args.device,
+            args.no_progress) == ("runs/a", "runs/b", 600.0, 5, "cpu", True)
+    # a flag not given is the config's default (the header: detected)
+    assert config_values(_parse("train", "--no-header"), SentimentConfig).reading.header is False
+    assert config_values(_parse("train"), SentimentConfig) == SentimentConfig()
+    assert SentimentConfig().model.word_dropout == 0.3  # the task's measured default
+    with pytest.raises(SystemExit):
+        _parse("train", "--pooling", "sum")
+    args = _parse("predict", "run", "a text", "--file", "f.txt", "--json", "--explain",
+                  "--html", "why.html", "--device", "cpu")
+    assert config_values(args, PredictOptions) == PredictOptions(explain=True)
+    assert (args.texts, args.file, args.json, args.html) == (["a text"], "f.txt", True,
+                                                             "why.html")
+    args = _parse("eval", "run", "test.csv", "--json", "--plot", "c.png", "--device", "cpu")
+    assert (args.run, args.file, args.json, args.plot) == ("run", "test.csv", True, "c.png")
+
+
+def test_train_without_data_is_a_usage_error(tmp_path, capsys) -> None:
+    assert main(["sentiment", "train", "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert "--train FILE" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

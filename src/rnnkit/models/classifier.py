@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config import option
 from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating
 
 __all__ = ["POOLINGS", "AttentionPooling", "ClassifierConfig", "SequenceClassifier"]
@@ -39,30 +40,48 @@ def _is_int(value: object) -> bool:
 
 @dataclass
 class ClassifierConfig:
-    """The shape of a :class:`SequenceClassifier`. Every field is checked on creation."""
+    """The shape of a :class:`SequenceClassifier`. Every field is checked on creation.
 
-    vocab_size: int  # V: token ids are 0 .. V-1 (0 = padding, 1 = <unk> by convention)
-    num_classes: int  # C: labels are 0 .. C-1 (2 for positive/negative sentiment)
-    embedding_size: int = 300  # E (300: the size of word2vec and GloVe vectors)
-    cell: str = "lstm"  # one of rnnkit.nn.CELL_KINDS
-    hidden_size: int = 256  # H, units per level and direction
-    num_layers: int = 1  # L, levels stacked
-    bidirectional: bool = True  # read the sentence both ways: features of size 2H (Schuster 1997)
-    pooling: str = "max"  # "last" | "max" | "mean" | "attention" (see the module docstring)
-    attention_size: int = 128  # A, hidden units of the attention's scoring MLP (pooling only)
-    dropout: float = 0.5  # on the embeddings, between levels and before W_hy (Kim 2014: 0.5)
-    word_dropout: float = 0.0  # training only: each real token becomes unk_index with this chance
-    unk_index: int = 1  # the id of unknown words, what word dropout puts in
-    freeze_embedding: bool = False  # keep the (pretrained) embedding fixed during training
-    padding_index: int = 0  # the id that fills short sequences; its embedding gets no gradient
+    The defaults are the sentiment task's measured ones (SST-2, README)."""
+
+    vocab_size: int | None = option(
+        None, "V: token ids are 0 .. V-1 (0 = padding, 1 = <unk> by convention); set from the "
+              "data", cli=False)
+    num_classes: int | None = option(
+        None, "C: labels are 0 .. C-1 (2 for positive/negative sentiment); set from the data",
+        cli=False)
+    embedding_size: int = option(300, "E (300: the size of word2vec and GloVe vectors); with "
+                                      "--vectors their dimension wins")
+    cell: str = option("lstm", "the recurrent cell: one of rnnkit.nn.CELL_KINDS",
+                       choices=CELL_KINDS)
+    hidden_size: int = option(256, "H, units per level and direction")
+    num_layers: int = option(1, "L, levels stacked")
+    bidirectional: bool = option(True, "read the text both ways: features of size 2H "
+                                       "(Schuster 1997)", negative="--unidirectional")
+    pooling: str = option("max", "how the states become one vector: last, max (Conneau et al. "
+                                 "2017), mean or attention", choices=POOLINGS)
+    attention_size: int = option(128, "A, hidden units of the attention's scoring MLP "
+                                      "(--pooling attention only)")
+    dropout: float = option(0.5, "on the embeddings, between levels and before W_hy (Kim "
+                                 "2014: 0.5)")
+    word_dropout: float = option(0.3, "chance that a training token is read as <unk>: +1 "
+                                      "point on SST-2 (README)")
+    unk_index: int = option(1, "the id of unknown words, what word dropout puts in; set from "
+                               "the vocabulary", cli=False)
+    freeze_embedding: bool = option(False, "keep the (pretrained) embedding fixed during "
+                                           "training; set from --freeze-vectors", cli=False)
+    padding_index: int = option(0, "the id that fills short sequences; its embedding gets no "
+                                   "gradient; set from the vocabulary", cli=False)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "num_classes", "embedding_size", "hidden_size",
                      "num_layers", "attention_size"):
             value = getattr(self, name)
+            if name in ("vocab_size", "num_classes") and value is None:
+                continue  # not known until the data is read; the model needs them
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.num_classes < 2:
+        if self.num_classes is not None and self.num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
         if self.cell not in CELL_KINDS:
             raise ValueError(f"unknown cell {self.cell!r}: expected one of "
@@ -81,9 +100,10 @@ class ClassifierConfig:
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         for name in ("padding_index", "unk_index"):
             value = getattr(self, name)
-            if not _is_int(value) or not 0 <= value < self.vocab_size:
-                raise ValueError(f"{name} must be an id in [0, {self.vocab_size}) (the "
-                                 f"vocabulary), got {value!r}")
+            upper = float("inf") if self.vocab_size is None else self.vocab_size
+            if not _is_int(value) or not 0 <= value < upper:
+                raise ValueError(f"{name} must be an id in [0, {upper}) (the vocabulary), "
+                                 f"got {value!r}")
 
     @property
     def feature_size(self) -> int:
@@ -151,6 +171,9 @@ class SequenceClassifier(nn.Module):
         super().__init__()
         if not isinstance(config, ClassifierConfig):
             raise TypeError(f"expected a ClassifierConfig, got {type(config).__name__}")
+        for name in ("vocab_size", "num_classes"):
+            if getattr(config, name) is None:
+                raise ValueError(f"ClassifierConfig.{name} is not set: it comes from the data")
         self.config = config
         V, E, H, L = (config.vocab_size, config.embedding_size, config.hidden_size,
                       config.num_layers)

@@ -7,82 +7,46 @@ recurrence runs over each sentence's real length only.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from ..data.labelled import (
-    BucketBatches,
-    Example,
-    LabelledDataError,
-    LabelSet,
-    WordVocab,
-    read_labelled,
-    tokenize,
-)
-from ..data.vectors import embedding_matrix, load_vectors, resolve_vectors
+from ..config import option
+from ..data.labelled import BucketBatches, Example, LabelledDataError, LabelSet, WordVocab, tokenize
+from ..data.labelled_format import LabelledFormat
+from ..data.text_encoder import TRUNCATIONS, TextEncoder, with_vectors
 from ..metrics import ClassificationReport, classification_report
 from ..models.classifier import ClassifierConfig, SequenceClassifier
 from ..nn import evaluating
-from ..train import distributed, run
-from ..train.run import open_run
-from ..train.runtime import resolve_device
-from ..train.trainer import StepOutput, TrainResult
-
-KIND = "sentiment"
-TRAIN_DEFAULTS = {"learning_rate": 2e-3, "eval_every": 200, "patience": 5, "warmup_steps": 50,
-                  "weight_decay": 0.0}
+from ..train.run import SavedRun
+from ..train.trainer import StepOutput
+from . import base
 
 
 @dataclass
 class SentimentConfig:
-    train: str | None = None  # labelled training data: a file (csv/tsv/jsonl/sst) or imdb folder
-    val: str | None = None  # labelled validation data (None: the last val_fraction of train)
-    val_fraction: float = 0.1
-    format: str = "auto"  # auto | csv | tsv | jsonl | sst | imdb
-    text_column: str | None = None  # name or 0-based index (as text) of the text column
-    label_column: str | None = None  # name or 0-based index of the label column
-    header: bool | None = None  # None: detect
-    skip_bad_rows: bool = False  # count and skip malformed rows instead of stopping
-    encoding_errors: str = "strict"  # "replace": bytes that are not UTF-8 become U+FFFD
-    lowercase: bool = True
-    min_freq: int = 1  # words seen fewer times become <unk>
-    max_vocab: int | None = None  # keep the most frequent words (pad and unk included)
-    max_len: int = 400  # tokens kept per text
-    truncation: str = "head+tail"  # which tokens: "head", "tail" or "head+tail" (half each)
-    vectors: str | None = None  # GloVe / word2vec text file, or "glove-6b-50d" (packaged)
-    freeze_vectors: bool = False
-    vectors_vocab: int = 50000  # with vectors: their most frequent words join the vocabulary
-    cell: str = "lstm"
-    embedding_size: int = 300  # ignored with vectors (their dimension wins)
-    hidden_size: int = 256
-    num_layers: int = 1
-    bidirectional: bool = True
-    pooling: str = "max"
-    dropout: float = 0.5
-    word_dropout: float = 0.3  # training tokens read as <unk>: +1 point on SST-2 (README)
-    batch_size: int = 32
+    """A sentiment run: its data, how its files are read, its vocabulary, and its model."""
 
-    @classmethod
-    def from_dict(cls, values: dict) -> SentimentConfig:
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown sentiment config keys: {', '.join(unknown)}")
-        return cls(**values)
-
-
-def _column(value: str | None) -> str | int | None:
-    return int(value) if value is not None and value.isdigit() else value
-
-
-def read_examples(path: str, config: SentimentConfig) -> tuple[list[Example], list[str]]:
-    report = read_labelled(path, format=config.format, text_column=_column(config.text_column),
-                           label_column=_column(config.label_column), header=config.header,
-                           skip_bad_rows=config.skip_bad_rows,
-                           encoding_errors=config.encoding_errors)
-    return report.examples, report.skipped
+    train: str | None = option(None, "labelled texts: csv, tsv, jsonl, sst lines or an imdb "
+                                     "folder (pos/, neg/)")
+    val_fraction: float = option(0.1, "the part of --train held out without --val")
+    val: str | None = option(None, "labelled validation texts (default: a shuffled "
+                                   "--val-fraction of --train)")
+    lowercase: bool = option(True, "read every word in lower case")
+    min_freq: int = option(1, "words seen fewer times become <unk>")
+    max_vocab: int | None = option(None, "keep the most frequent words (pad and unk included)")
+    max_len: int = option(400, "tokens kept per text")
+    truncation: str = option("head+tail", "which tokens of a longer text are kept",
+                             choices=TRUNCATIONS)
+    vectors: str | None = option(None, "GloVe or word2vec text file for the embedding, or "
+                                       "glove-6b-50d (pip install \"rnnkit[glove]\")")
+    freeze_vectors: bool = option(False, "keep the pretrained vectors fixed in training")
+    vectors_vocab: int = option(50000, "the vectors' most frequent words added to the "
+                                       "vocabulary (0: training words only)")
+    batch_size: int = option(32, "texts per update")
+    reading: LabelledFormat = option(factory=LabelledFormat)
+    model: ClassifierConfig = option(factory=ClassifierConfig)
 
 
 @dataclass
@@ -96,100 +60,84 @@ class SentimentData:
     coverage: str = ""
 
 
-TRUNCATIONS = ("head", "tail", "head+tail")
+def text_encoder(config: SentimentConfig, vocab: WordVocab) -> TextEncoder:
+    """How the run reads a text: its tokens, truncation and vocabulary."""
+    return TextEncoder(vocab, config.lowercase, config.max_len, config.truncation)
 
 
-def truncate(tokens: list[str], config: SentimentConfig) -> list[str]:
-    """At most ``max_len`` tokens of a text: its beginning, its end, or half of each (Sun et al.
-    2019 found head+tail best for long reviews: the verdict is often in the last lines)."""
-    if config.truncation not in TRUNCATIONS:
-        raise ValueError(f"truncation must be one of {', '.join(TRUNCATIONS)}, got "
-                         f"{config.truncation!r}")
-    n = config.max_len
-    if len(tokens) <= n:
-        return tokens
-    if config.truncation == "head":
-        return tokens[:n]
-    if config.truncation == "tail":
-        return tokens[-n:]
-    return tokens[:n // 2] + tokens[len(tokens) - (n - n // 2):]
-
-
-def encode(examples: list[Example], vocab: WordVocab, labels: LabelSet,
-           config: SentimentConfig) -> tuple[list[list[int]], list[int]]:
-    ids = [vocab.encode(truncate(tokenize(e.text, lowercase=config.lowercase), config)) or
-           [WordVocab.UNK] for e in examples]  # a text of no tokens reads as one <unk>
-    return ids, [labels.encode(e.label, e.source) for e in examples]
+def encode(examples: list[Example], encoder: TextEncoder,
+           labels: LabelSet) -> tuple[list[list[int]], list[int]]:
+    return (encoder.encode(e.text for e in examples),
+            [labels.encode(e.label, e.source) for e in examples])
 
 
 def load_data(config: SentimentConfig) -> SentimentData:
     if config.train is None:
         raise ValueError("give the training data: --train FILE")
-    train, skipped = read_examples(config.train, config)
+    read = config.reading.read(config.train)
+    train, skipped = read.examples, read.skipped
     if config.val is None:
-        cut = len(train) - max(1, int(len(train) * config.val_fraction))
-        generator = torch.Generator().manual_seed(0)  # a fixed, shuffled held-out part
-        order = torch.randperm(len(train), generator=generator).tolist()
-        val = [train[i] for i in order[cut:]]
-        train = [train[i] for i in order[:cut]]
+        train, val = base.held_out(train, config.val_fraction)
     else:
-        val, more = read_examples(config.val, config)
-        skipped += more
+        read = config.reading.read(config.val)
+        val, skipped = read.examples, skipped + read.skipped
     labels = LabelSet.from_examples(train)
     vocab = WordVocab.build((tokenize(e.text, lowercase=config.lowercase) for e in train),
                             min_freq=config.min_freq, max_size=config.max_vocab)
-    vectors = None
+    embedding, coverage = None, ""
     if config.vectors_vocab < 0:
         raise ValueError(f"vectors_vocab must be >= 0, got {config.vectors_vocab}")
-    if config.vectors:
-        vectors = load_vectors(resolve_vectors(config.vectors),
-                               encoding_errors=config.encoding_errors)
-        # words never seen in training but known to the vectors are read too, with their
-        # pretrained vectors (what pretrained vectors are most for: 5.7% of SST-2 dev's tokens
-        # are not in its training set); best with freeze_vectors, since the training words'
-        # vectors move when fine-tuned and these do not
-        added = [w.lower() if config.lowercase else w
-                 for w in vectors.words[:config.vectors_vocab]]
-        vocab = vocab.extended(added)
-    data = SentimentData(vocab, labels, encode(train, vocab, labels, config),
-                         encode(val, vocab, labels, config), skipped)
-    if vectors is not None:
-        data.embedding, coverage = embedding_matrix(vectors, vocab.words,
-                                                    pad_index=WordVocab.PAD)
-        data.coverage = str(coverage)
-    return data
+    if config.vectors:  # the vectors' frequent words join the vocabulary
+        vocab, embedding, coverage = with_vectors(
+            vocab, config.vectors, most_frequent=config.vectors_vocab,
+            lowercase=config.lowercase, encoding_errors=config.reading.encoding_errors)
+    encoder = text_encoder(config, vocab)
+    return SentimentData(vocab, labels, encode(train, encoder, labels),
+                         encode(val, encoder, labels), skipped, embedding, str(coverage))
 
 
-def model_config(config: SentimentConfig, data: SentimentData) -> ClassifierConfig:
-    embedding_size = (config.embedding_size if data.embedding is None
-                      else data.embedding.shape[1])
-    return ClassifierConfig(vocab_size=len(data.vocab), num_classes=len(data.labels),
-                            embedding_size=embedding_size, cell=config.cell,
-                            hidden_size=config.hidden_size, num_layers=config.num_layers,
-                            bidirectional=config.bidirectional, pooling=config.pooling,
-                            dropout=config.dropout, word_dropout=config.word_dropout,
-                            freeze_embedding=config.freeze_vectors,
-                            padding_index=WordVocab.PAD, unk_index=WordVocab.UNK)
+class SentimentTask(base.Task):
+    """Texts in batches of similar length (shuffled per epoch from their own seed), the
+    cross-entropy of their labels; the best checkpoint is the most accurate one."""
 
-
-class SentimentTask:
-    """The trainer's view of the classifier (see :class:`rnnkit.train.trainer.Task`)."""
-
-    kind = KIND
+    kind = "sentiment"
+    Config = SentimentConfig
     monitor = "error"  # 1 - accuracy: the best checkpoint is the most accurate one
+    train_defaults = {"learning_rate": 2e-3, "eval_every": 200, "patience": 5,
+                      "warmup_steps": 50, "weight_decay": 0.0}
 
     def __init__(self, config: SentimentConfig, data: SentimentData, device: torch.device,
-                 context: distributed.DistContext | None = None) -> None:
-        self.context = context or distributed.DistContext()
-        self.settings, self.data, self.device = config, data, device
-        self.model = SequenceClassifier(model_config(config, data), data.embedding)
+                 context=None) -> None:
+        super().__init__(config, data, device, context)
         self.batches = BucketBatches(*data.train, config.batch_size, seed=0)
         self.val_batches = BucketBatches(*data.val, 128, shuffle=False)
 
+    @classmethod
+    def load_data(cls, config: SentimentConfig, *, run_dir: Path,
+                  progress: bool) -> SentimentData:
+        return load_data(config)
+
+    def build_model(self) -> SequenceClassifier:
+        data, settings = self.data, self.settings
+        given = {"vocab_size": len(data.vocab), "num_classes": len(data.labels),
+                 "padding_index": WordVocab.PAD, "unk_index": WordVocab.UNK,
+                 "freeze_embedding": settings.freeze_vectors}
+        if data.embedding is not None:  # pretrained vectors: their dimension wins
+            given["embedding_size"] = data.embedding.shape[1]
+        return SequenceClassifier(replace(settings.model, **given), data.embedding)
+
+    def summary(self) -> str:
+        data = self.data
+        vectors = f"; vectors cover {data.coverage}" if data.coverage else ""
+        return (f"{len(data.train[0]):,} training and {len(data.val[0]):,} validation texts, "
+                f"{len(data.labels)} classes ({', '.join(data.labels.names)}), "
+                f"{len(data.vocab):,} words{vectors}")
+
+    def saved(self) -> dict:
+        return {"vocab": self.data.vocab.to_json(), "labels": self.data.labels.to_json()}
+
     def train_batch(self, step: int):
-        # each rank takes every world_size-th batch: together they read each batch once
-        index = step * self.context.world_size + self.context.rank
-        epoch, index = divmod(index, len(self.batches))
+        epoch, index = self.position(step, len(self.batches))
         return tuple(t.to(self.device) for t in self.batches.batch(epoch, index))
 
     def training_step(self, model, batch) -> StepOutput:
@@ -201,19 +149,6 @@ class SentimentTask:
         report, loss = evaluate_batches(model, self.val_batches, self.data.labels, self.device)
         return {"loss": loss, "accuracy": report.accuracy, "macro_f1": report.macro_f1,
                 "error": 1.0 - report.accuracy}
-
-    def describe(self, loss: float) -> dict[str, float]:
-        return {}
-
-    def config(self) -> dict:
-        return {"sentiment": asdict(self.settings), "vocab": self.data.vocab.to_json(),
-                "labels": self.data.labels.to_json(), "model": asdict(self.model.config)}
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
 
 
 def evaluate_batches(model: SequenceClassifier, batches: BucketBatches, labels: LabelSet,
@@ -231,93 +166,71 @@ def evaluate_batches(model: SequenceClassifier, batches: BucketBatches, labels: 
     return classification_report(predicted, gold, labels.names), total / len(gold)
 
 
-# --------------------------------------------------------------------------------- training
-def train(out: str | Path | None = None, *, resume: str | Path | None = None,
-          device: str | torch.device = "auto", progress: bool = True,
-          time_budget: str | float | None = None, max_steps: int | None = None,
-          **options) -> TrainedClassifier | None:
-    """Train a classifier into the run folder ``out`` (or continue the run ``resume``).
+# --------------------------------------------------------------------------- trained runs
+def train(out: str | Path | None = None, **options) -> TrainedClassifier | None:
+    """Train a classifier into the run folder ``out`` (see :func:`rnnkit.tasks.base.train` for
+    the options). Without a budget or ``max_steps``, ten minutes (early stop usually ends it
+    sooner). Example::
 
-    ``options``: fields of :class:`SentimentConfig` and of :class:`rnnkit.train.TrainConfig`.
-    Without a time budget or ``max_steps``, ten minutes (early stop usually ends it sooner).
+        model = train("runs/sst2", train="stsa.binary.train", val="stsa.binary.dev")
+        print(model.predict(["a gripping, funny film"])[0]["label"])
     """
-    run_plan = run.plan_fields(KIND, {f.name for f in fields(SentimentConfig)}, options, out=out,
-                        resume=resume, time_budget=time_budget, max_steps=max_steps,
-                        train_defaults=TRAIN_DEFAULTS, default_budget=600.0)
-    config = SentimentConfig.from_dict(run_plan.task_values)
-    skipped: list[str] = []
-
-    def build(device: torch.device, context: distributed.DistContext):
-        data = load_data(config)
-        skipped.extend(data.skipped)
-        vectors = f"; vectors cover {data.coverage}" if data.coverage else ""
-        message = (f"{len(data.train[0]):,} training and {len(data.val[0]):,} validation texts, "
-                   f"{len(data.labels)} classes ({', '.join(data.labels.names)}), "
-                   f"{len(data.vocab):,} words{vectors}")
-        return SentimentTask(config, data, device, context), message, {}
-
-    result, device = run.execute(run_plan, build, device=device, progress=progress)
-    if result is None:  # a rank other than 0
-        return None
-    trained = TrainedClassifier.load(run_plan.run_dir, device)
-    trained.result, trained.skipped = result, skipped
-    return trained
+    return base.train(SentimentTask, out, **options)
 
 
 @dataclass
-class Prediction:
-    text: str
-    label: str
-    probabilities: dict[str, float]
+class PredictOptions:
+    """How to predict: ``rnnkit sentiment predict``'s options and
+    :meth:`TrainedClassifier.predict`'s."""
+
+    explain: bool = option(False, "colour each word by how it moved the score (gradient x "
+                                  "input)")
+    batch_size: int = option(64, "texts per forward pass", cli=False)
 
 
-@dataclass
-class TrainedClassifier:
+@dataclass(kw_only=True)
+class TrainedClassifier(base.Trained):
     """A classifier loaded from a run folder (or one of its checkpoint files)."""
 
-    model: SequenceClassifier
+    task = SentimentTask
     vocab: WordVocab
     labels: LabelSet
-    config: SentimentConfig
-    path: Path
-    metrics: dict = field(default_factory=dict)
-    result: TrainResult | None = None
-    skipped: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, run: str | Path, device: str | torch.device = "cpu") -> TrainedClassifier:
-        device = resolve_device(device)
-        saved_run = open_run(run, KIND, device)
-        saved = saved_run.task
-        model = SequenceClassifier(ClassifierConfig(**saved["model"]))
-        saved_run.restore(model, device)
-        return cls(model, WordVocab.from_json(saved["vocab"]), LabelSet.from_json(saved["labels"]),
-                   SentimentConfig.from_dict(saved["sentiment"]), saved_run.path, saved_run.metrics)
+    def restore(cls, saved: SavedRun, config: SentimentConfig, device: torch.device) -> dict:
+        return {"vocab": WordVocab.from_json(saved.task["vocab"]),
+                "labels": LabelSet.from_json(saved.task["labels"])}
+
+    @classmethod
+    def build(cls, model_config: ClassifierConfig) -> SequenceClassifier:
+        return SequenceClassifier(model_config)  # empty: the run's weights come next
 
     @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+    def encoder(self) -> TextEncoder:
+        return text_encoder(self.config, self.vocab)
 
     def tokens(self, text: str) -> list[str]:
-        return truncate(tokenize(text, lowercase=self.config.lowercase), self.config)
+        return self.encoder.tokens(text)
 
-    def _ids(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        encoded = [self.vocab.encode(self.tokens(t)) or [WordVocab.UNK] for t in texts]
-        lengths = torch.tensor([len(e) for e in encoded])
-        ids = torch.full((len(encoded), int(lengths.max())), WordVocab.PAD)  # (B, T_max)
-        for row, e in enumerate(encoded):
-            ids[row, :len(e)] = torch.tensor(e)
-        return ids.to(self.device), lengths.to(self.device)
-
-    def predict(self, texts: list[str], batch_size: int = 64) -> list[Prediction]:
-        predictions = []
-        for start in range(0, len(texts), batch_size):
-            chunk = texts[start:start + batch_size]
-            probabilities = self.model.predict_proba(*self._ids(chunk)).cpu()  # (B, C)
+    def predict(self, inputs: list[str], **options) -> list[dict]:
+        """One row per text: ``{"text", "label", "probabilities": {label: p}}``, and with
+        ``explain=True`` its ``"explanation"``, ``[[token, score], ...]`` (options:
+        :class:`PredictOptions`)."""
+        settings = PredictOptions(**options)
+        rows = []
+        for start in range(0, len(inputs), settings.batch_size):
+            chunk = inputs[start:start + settings.batch_size]
+            ids, lengths = self.encoder.batch(chunk)  # (B, T), (B,)
+            probabilities = self.model.predict_proba(ids.to(self.device),
+                                                     lengths.to(self.device)).cpu()  # (B, C)
             for text, row in zip(chunk, probabilities, strict=True):
                 named = {name: float(p) for name, p in zip(self.labels.names, row, strict=True)}
-                predictions.append(Prediction(text, max(named, key=named.get), named))
-        return predictions
+                rows.append({"text": text, "label": max(named, key=named.get),
+                             "probabilities": named})
+        if settings.explain:
+            for row in rows:
+                row["explanation"] = [[token, score] for token, score in self.explain(row["text"])]
+        return rows
 
     def explain(self, text: str, method: str = "grad_x_input") -> list[tuple[str, float]]:
         """Each token and how much it moved the predicted class's score."""
@@ -327,46 +240,17 @@ class TrainedClassifier:
         return list(zip(tokens, scores, strict=True))
 
     def evaluate(self, path: str) -> ClassificationReport:
-        examples, _ = read_examples(path, self.config)
+        examples = self.config.reading.read(path).examples
         known = set(self.labels.names)
         for example in examples:
             if example.label not in known:
                 raise LabelledDataError(f"{example.source}: label {example.label!r} is not one "
                                         f"the model knows ({', '.join(self.labels.names)})")
-        ids, labels = encode(examples, self.vocab, self.labels, self.config)
+        ids, labels = encode(examples, self.encoder, self.labels)
         batches = BucketBatches(ids, labels, 128, shuffle=False)
         report, _ = evaluate_batches(self.model, batches, self.labels, self.device)
         return report
 
 
-def colour_explanation(pairs: list[tuple[str, float]]) -> str:
-    """Tokens coloured for a terminal: green pushed towards the prediction, red against."""
-    peak = max((abs(s) for _, s in pairs), default=0.0) or 1.0
-    out = []
-    for token, score in pairs:
-        strength = min(5, math.ceil(abs(score) / peak * 5))
-        colour = (22 + 6 * strength) if score > 0 else (52 + 36 * min(strength, 4))
-        out.append(f"\033[48;5;{colour}m{token}\033[0m" if strength else token)
-    return " ".join(out)
-
-
-def html_explanation(items: list[tuple[Prediction, list[tuple[str, float]]]]) -> str:
-    """A self-contained HTML page: each text with its words shaded by their contribution."""
-    import html
-
-    rows = []
-    for prediction, pairs in items:
-        peak = max((abs(s) for _, s in pairs), default=0.0) or 1.0
-        words = " ".join(
-            f'<span title="{score:+.4f}" style="background: rgba('
-            f'{"40,160,60" if score > 0 else "210,50,50"},{abs(score) / peak:.2f})">'
-            f"{html.escape(token)}</span>" for token, score in pairs)
-        probabilities = ", ".join(f"{html.escape(k)} {v:.2f}"
-                                  for k, v in prediction.probabilities.items())
-        rows.append(f"<tr><td><b>{html.escape(prediction.label)}</b><br><small>"
-                    f"{probabilities}</small></td><td>{words}</td></tr>")
-    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>rnnkit sentiment: "
-            "why</title><style>body{font-family:sans-serif} td{padding:6px;vertical-align:top;"
-            "border-bottom:1px solid #ddd} span{padding:1px 2px;border-radius:3px}</style>"
-            "</head><body><p>Green words pushed the score of the predicted label up, red ones "
-            "down (gradient x input).</p><table>" + "".join(rows) + "</table></body></html>\n")
+TASK = SentimentTask
+SentimentTask.Trained = TrainedClassifier
