@@ -21,11 +21,11 @@ COMBINATIONS = [(attention, cell, bi, feeding)
 
 
 def _model(attention="general", cell="gru", bidirectional=True, dropout=0.0, layers=1,
-           **kwargs):
+           tie_embeddings=False, **kwargs):
     config = Seq2SeqConfig(V_SRC, V_TGT, embedding_size=5, hidden_size=6, cell=cell,
                            encoder_layers=layers, decoder_layers=layers,
                            bidirectional_encoder=bidirectional, attention=attention,
-                           dropout=dropout, **kwargs)
+                           dropout=dropout, tie_embeddings=tie_embeddings, **kwargs)
     return Seq2Seq(config)
 
 
@@ -67,7 +67,7 @@ def test_shapes_loss_and_every_parameter_learns(attention, cell, bidirectional, 
 def test_the_bridge_aligns_the_levels_at_the_top(encoder_layers, decoder_layers, cell):
     config = Seq2SeqConfig(V_SRC, V_TGT, embedding_size=5, hidden_size=6, cell=cell,
                            encoder_layers=encoder_layers, decoder_layers=decoder_layers,
-                           dropout=0.0)
+                           dropout=0.0, tie_embeddings=False)
     model = Seq2Seq(config)
     source, lengths, target = _batch()
     _, _, initial = model.encode(source, lengths)
@@ -203,7 +203,7 @@ def test_tied_embeddings_share_storage(embedding, hidden, attention):
     assert model.head.weight.data_ptr() == model.target_embedding.weight.data_ptr()
     assert (model.projection is None) == (embedding == hidden)
     untied = Seq2Seq(Seq2SeqConfig(V_SRC, V_TGT, embedding_size=embedding, hidden_size=hidden,
-                                   attention=attention, dropout=0.0))
+                                   attention=attention, dropout=0.0, tie_embeddings=False))
     projection = 0 if embedding == hidden else embedding * hidden
     # one matrix fewer (W_out (V, H)), the projection (E, H) more when H != E
     assert model.num_parameters() == untied.num_parameters() - V_TGT * hidden + projection
@@ -276,6 +276,19 @@ def test_config_checks_every_field():
         Seq2SeqConfig(V_SRC, V_TGT, reverse_source=1)
     with pytest.raises(ValueError, match="decoder_layers must be a positive integer"):
         Seq2SeqConfig(V_SRC, V_TGT, decoder_layers=0)
+
+
+def test_vocabulary_sizes_come_from_the_data_and_the_model_needs_them():
+    config = Seq2SeqConfig()  # what a task's config holds before the data is read
+    assert config.source_vocab_size is None and config.tie_embeddings
+    with pytest.raises(ValueError, match="end_index and start_index must differ"):
+        Seq2SeqConfig(end_index=2)
+    with pytest.raises(ValueError, match="pad_index must be a non-negative id"):
+        Seq2SeqConfig(pad_index=-1)
+    with pytest.raises(ValueError, match="source_vocab_size and target_vocab_size are not set"):
+        Seq2Seq(config)
+    with pytest.raises(ValueError, match="at least 5 each"):
+        Seq2SeqConfig(V_SRC, 4)
 
 
 def test_bad_inputs_say_what_was_expected():
@@ -455,7 +468,7 @@ def test_overfits_sixteen_sentences_and_translates_them_back(attention):
     """16 random sentences of 3-7 words, mapped to their reversal."""
     torch.manual_seed(0)
     config = Seq2SeqConfig(14, 14, embedding_size=32, hidden_size=64, attention=attention,
-                           dropout=0.0)
+                           dropout=0.0, tie_embeddings=False)
     model = Seq2Seq(config)
     lengths = torch.randint(3, 8, (16,))
     source = torch.full((16, 7), PAD)

@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config import option
 from ..decoding import Sampler, beam_search, check_sampling, reorder_state
 from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating
 
@@ -65,30 +66,51 @@ def _is_int(value: object) -> bool:
 
 @dataclass
 class Seq2SeqConfig:
-    """The shape of a :class:`Seq2Seq`. Every field is checked on creation."""
+    """The shape of a :class:`Seq2Seq`. Every field is checked on creation (the vocabulary
+    sizes, which come from the data, when they are set).
 
-    source_vocab_size: int  # V_src: source word ids 0 .. V_src-1, the special tokens among them
-    target_vocab_size: int  # V_tgt: target word ids, the special tokens among them
-    embedding_size: int = 256  # E: word vectors of both languages
-    hidden_size: int = 512  # H: decoder units per level and the memory's width (bi: H/2 a side)
-    cell: str = "gru"  # one of rnnkit.nn.CELL_KINDS, for encoder and decoder
-    encoder_layers: int = 1  # levels stacked in the encoder
-    decoder_layers: int = 1  # levels stacked in the decoder
-    bidirectional_encoder: bool = True  # read the source both ways (Bahdanau et al. 2015)
-    attention: str = "general"  # one of ATTENTIONS: see the module docstring
-    input_feeding: bool = False  # Luong's h~_{t-1} in the decoder's input: a step loop
-    reverse_source: bool = False  # Sutskever's trick: read the source backwards (pad at the end)
-    dropout: float = 0.3  # on word vectors, between levels and on h~ before the output layer
-    tie_embeddings: bool = False  # target embedding == output weight (Press & Wolf 2017)
-    pad_index: int = 0  # fills short sentences: never attended to, never scored
-    unk_index: int = 1  # words outside the vocabulary (replaced in the task via the attention)
-    start_index: int = 2  # <START>: the decoder's first input
-    end_index: int = 3  # <END>: the last target; decoding stops there
+    The defaults are the translation task's measured ones (Multi30k en-de, 2 CPU cores)."""
+
+    source_vocab_size: int | None = option(
+        None, "V_src: source word ids 0 .. V_src-1, the special tokens among them; set from "
+              "the data", cli=False)
+    target_vocab_size: int | None = option(
+        None, "V_tgt: target word ids, the special tokens among them; set from the data",
+        cli=False)
+    embedding_size: int = option(256, "E: word vectors of both languages")
+    hidden_size: int = option(512, "H: decoder units per level and the memory's width "
+                                   "(bidirectional: H/2 a side)")
+    cell: str = option("gru", "the recurrent cell of encoder and decoder: one of "
+                              "rnnkit.nn.CELL_KINDS", choices=CELL_KINDS)
+    encoder_layers: int = option(1, "levels stacked in the encoder")
+    decoder_layers: int = option(1, "levels stacked in the decoder")
+    bidirectional_encoder: bool = option(
+        True, "the encoder reads the source both ways (Bahdanau et al. 2015)",
+        negative="--unidirectional")
+    attention: str = option("general", "general | dot (Luong et al. 2015) | bahdanau | none "
+                                       "(Sutskever et al. 2014): see rnnkit.models.seq2seq",
+                            choices=ATTENTIONS)
+    input_feeding: bool = option(False, "Luong's input feeding, h~_{t-1} in the decoder's "
+                                        "input (a step loop: slower)")
+    reverse_source: bool = option(False, "Sutskever et al. 2014's trick: read the source "
+                                         "backwards (pad at the end)")
+    dropout: float = option(0.3, "on word vectors, between levels and on h~ before the "
+                                 "output layer")
+    tie_embeddings: bool = option(True, "the decoder's input embedding is its output layer "
+                                        "(Press & Wolf 2017)", negative="--untied")
+    pad_index: int = option(0, "fills short sentences: never attended to, never scored",
+                            cli=False)
+    unk_index: int = option(1, "words outside the vocabulary (replaced via the attention "
+                               "when translating)", cli=False)
+    start_index: int = option(2, "<START>: the decoder's first input", cli=False)
+    end_index: int = option(3, "<END>: the last target; decoding stops there", cli=False)
 
     def __post_init__(self) -> None:
         for name in ("source_vocab_size", "target_vocab_size", "embedding_size", "hidden_size",
                      "encoder_layers", "decoder_layers"):
             value = getattr(self, name)
+            if value is None and name.endswith("vocab_size"):
+                continue  # not known until the data is read; the model needs it
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.cell not in CELL_KINDS:
@@ -110,17 +132,18 @@ class Seq2SeqConfig:
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
                 0 <= self.dropout < 1):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if min(self.source_vocab_size, self.target_vocab_size) < 5:
+        sizes = (self.source_vocab_size, self.target_vocab_size)
+        if None not in sizes and min(sizes) < 5:
             raise ValueError(f"the vocabularies must leave room for words beside the four "
                              f"special tokens (at least 5 each), got {self.source_vocab_size} "
                              f"and {self.target_vocab_size}")
-        size = min(self.source_vocab_size, self.target_vocab_size)
+        size = None if None in sizes else min(sizes)
         specials: dict[int, str] = {}
         for name in ("pad_index", "unk_index", "start_index", "end_index"):
             value = getattr(self, name)
-            if not _is_int(value) or not 0 <= value < size:
-                raise ValueError(f"{name} must be an id in [0, {size}) (both vocabularies), "
-                                 f"got {value!r}")
+            if not _is_int(value) or value < 0 or (size is not None and value >= size):
+                within = "a non-negative id" if size is None else f"an id in [0, {size})"
+                raise ValueError(f"{name} must be {within} (both vocabularies), got {value!r}")
             if value in specials:
                 raise ValueError(f"{name} and {specials[value]} must differ, got {value} for "
                                  "both")
@@ -271,6 +294,9 @@ class Seq2Seq(nn.Module):
         super().__init__()
         if not isinstance(config, Seq2SeqConfig):
             raise TypeError(f"expected a Seq2SeqConfig, got {type(config).__name__}")
+        if None in (config.source_vocab_size, config.target_vocab_size):
+            raise ValueError("Seq2SeqConfig's source_vocab_size and target_vocab_size are not "
+                             "set: they come from the data")
         self.config = config
         E, H = config.embedding_size, config.hidden_size
         L_enc, L_dec = config.encoder_layers, config.decoder_layers

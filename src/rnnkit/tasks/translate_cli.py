@@ -5,76 +5,41 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
-from pathlib import Path
 
+from ..arguments import add_config_arguments, config_values, given
 from ..data.parallel import read_aligned
-from .common_cli import TRAIN_FIELDS, add_run_options, given
-from .translate import TrainedTranslator, TranslateConfig, plot_attention, train
+from ..train.trainer import TrainConfig
+from . import base, cli
+from .translate import DecodeOptions, TrainedTranslator, TranslateConfig, TranslateTask
 
-_DATA_MODEL = {f.name for f in fields(TranslateConfig)}
-
-
-def _decode_options(parser) -> None:
-    parser.add_argument("--method", choices=["greedy", "beam", "sample"], default="beam")
-    parser.add_argument("--beam-size", type=int, default=5)
-    parser.add_argument("--length-penalty", type=float, default=1.0)
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, help="sampling seed")
-    parser.add_argument("--no-unk-replace", dest="replace_unknown", action="store_false",
-                        help="keep <unk> instead of the attended source word (word level)")
-    parser.add_argument("--device", default="auto")
+FILES = ("train", "val")  # TranslateConfig's lists of files: their flags are written here
 
 
 def add_parser(tasks) -> None:
     translate = tasks.add_parser("translate", help="translate sentences (encoder-decoder)")
     actions = translate.add_subparsers(dest="action", metavar="<action>", required=True)
 
-    train_parser = actions.add_parser("train", help="train on parallel sentences")
-    data = train_parser.add_argument_group("data")
-    data.add_argument("--train", nargs="+", required=True, metavar="FILE",
-                      help="PAIRS.tsv (source<TAB>target) or SOURCE TARGET aligned files")
-    data.add_argument("--val", nargs="+", metavar="FILE",
-                      help="the same forms (default: 2%% of --train held out)")
-    data.add_argument("--reverse", action="store_const", const=True,
-                      help="swap the sides (fra.txt is English<TAB>French: fr -> en)")
-    data.add_argument("--skip-bad-rows", action="store_const", const=True)
-    data.add_argument("--encoding-errors", choices=["strict", "replace"])
-    data.add_argument("--tokenization", choices=["subword", "word", "char"])
-    data.add_argument("--vocab-size", type=int, help="subword pieces per language")
-    data.add_argument("--min-freq", type=int, help="word/char: rarer tokens become <unk>")
-    data.add_argument("--lowercase", action="store_const", const=True)
-    data.add_argument("--max-len", type=int, help="longer training pairs are dropped, counted")
-    model = train_parser.add_argument_group("model")
-    model.add_argument("--cell", help="gru, lstm, rnn_tanh, ...")
-    model.add_argument("--attention", choices=["general", "dot", "bahdanau", "none"])
-    for name in ("embedding-size", "hidden-size", "encoder-layers", "decoder-layers",
-                 "batch-size", "eval-sentences"):
-        model.add_argument(f"--{name}", type=int)
-    for name in ("dropout", "label-smoothing", "teacher-forcing"):
-        model.add_argument(f"--{name}", type=float)
-    model.add_argument("--unidirectional", dest="bidirectional", action="store_const",
-                       const=False)
-    model.add_argument("--input-feeding", action="store_const", const=True)
-    model.add_argument("--reverse-source", action="store_const", const=True)
-    model.add_argument("--untied", dest="tie_embeddings", action="store_const", const=False)
-    add_run_options(train_parser, "45m")
+    train = cli.add_train(actions, TranslateTask, "train on parallel sentences")
+    for name in FILES:  # a list of files: nargs, which the generated flags do not have
+        train.add_argument(f"--{name}", nargs="+", required=name == "train", metavar="FILE",
+                           help=TranslateConfig.__dataclass_fields__[name].metadata["help"])
 
     evaluate = actions.add_parser("eval", help="corpus BLEU and chrF (sacreBLEU)")
-    evaluate.add_argument("run", metavar="RUN_DIR")
+    cli.add_run_dir(evaluate)
     evaluate.add_argument("--src", required=True, help="source sentences, one per line")
     evaluate.add_argument("--ref", required=True, help="reference translations, aligned")
     evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    _decode_options(evaluate)
+    add_config_arguments(evaluate, DecodeOptions, skip=("n_best",))
+    cli.add_device(evaluate)
 
     predict = actions.add_parser("predict", help="translate sentences (arguments or stdin)")
-    predict.add_argument("run", metavar="RUN_DIR")
-    predict.add_argument("sentences", nargs="*")
-    predict.add_argument("--nbest", type=int, default=1)
+    cli.add_run_dir(predict)
+    predict.add_argument("sentences", nargs="*", help="default: one per line of stdin")
     predict.add_argument("--json", action="store_true", help="one JSON object per sentence")
     predict.add_argument("--attention-map", metavar="PNG",
                          help="draw the attention of the first sentence")
-    _decode_options(predict)
+    add_config_arguments(predict, DecodeOptions)
+    cli.add_device(predict)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,39 +47,36 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    if not 1 <= len(args.train) <= 2 or (args.val and not 1 <= len(args.val) <= 2):
-        raise ValueError("--train and --val take PAIRS.tsv or SOURCE TARGET (1 or 2 files)")
-    trained = train(args.out, resume=args.resume, device=args.device,
-                    progress=not args.no_progress, time_budget=args.time_budget,
-                    max_steps=args.max_steps, **given(args, _DATA_MODEL | TRAIN_FIELDS))
-    if trained is None:
+    # cli.train would pass only the generated flags: the lists of files go along by hand
+    files = {name: getattr(args, name) for name in FILES if getattr(args, name) is not None}
+    trained = base.train(TranslateTask, args.out, resume=args.resume, device=args.device,
+                         progress=not args.no_progress, time_budget=args.time_budget,
+                         max_steps=args.max_steps, **files,
+                         **given(args, TranslateConfig, TrainConfig))
+    if trained is None:  # a rank other than 0 of a distributed run
         return 0
-    for note in trained.notes:
-        print(note, file=sys.stderr)
     best = trained.metrics
+    if trained.skipped:  # (the summary said so before training too, with the progress)
+        print(f"skipped {len(trained.skipped):,} bad lines, the first: {trained.skipped[0]}",
+              file=sys.stderr)
     print(f"validation: loss {best['loss']:.4f}, BLEU {best['bleu']:.2f}, chrF "
           f"{best['chrf']:.2f} (greedy; best checkpoint: {trained.path})")
     return 0
 
 
-def _options(args: argparse.Namespace, n_best: int = 1) -> dict:
-    return {"method": args.method, "beam_size": args.beam_size, "n_best": n_best,
-            "length_penalty": args.length_penalty, "temperature": args.temperature,
-            "seed": args.seed, "replace_unknown": args.replace_unknown}
-
-
 def _evaluate(args: argparse.Namespace) -> int:
+    options = config_values(args, DecodeOptions)
     trained = TrainedTranslator.load(args.run, args.device)
     report = read_aligned(args.src, args.ref)
     if report.empty:
         print(f"skipped {report.empty} pairs with an empty side", file=sys.stderr)
     sources = [p.source for p in report.pairs]
-    scores = trained.evaluate(sources, [p.target for p in report.pairs], **_options(args))
+    scores = trained.evaluate(sources, [p.target for p in report.pairs], **vars(options))
     if args.json:
         print(json.dumps(scores))
     else:
-        print(f"{len(sources)} sentences, {args.method} decoding: BLEU {scores['bleu']:.2f}, "
-              f"chrF {scores['chrf']:.2f}")
+        print(f"{len(sources)} sentences, {options.method} decoding: BLEU "
+              f"{scores['bleu']:.2f}, chrF {scores['chrf']:.2f}")
     return 0
 
 
@@ -127,22 +89,23 @@ def _sentences(args: argparse.Namespace) -> list[str]:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    options = config_values(args, DecodeOptions)
     trained = TrainedTranslator.load(args.run, args.device)
-    outputs = trained.translate(_sentences(args), **_options(args, args.nbest))
+    outputs = trained.translate(_sentences(args), **vars(options))
     for output in outputs:
-        if args.json:
-            row = {"source": output.source, "translation": output.text, "score": output.score}
-            if args.nbest > 1:
-                row["nbest"] = [{"translation": t, "score": s} for t, s in output.nbest]
-            print(json.dumps(row, ensure_ascii=False))
+        if args.json:  # the rows of TrainedTranslator.predict
+            print(json.dumps(output.to_json(options.n_best > 1), ensure_ascii=False))
             continue
         print(output.text)
         for text, score in output.nbest[1:]:
             print(f"\t{text}\t({score:.3f})")
     if args.attention_map:
-        written = plot_attention(outputs[0], Path(args.attention_map))
+        from ..inspect.attention import plot_attention
+
+        first = outputs[0]
+        written = plot_attention(first.attention, first.source_pieces, first.target_pieces,
+                                 args.attention_map)
         print(f"attention map written to {written}" if written else
               "no attention map: the model has no attention, the translation is empty, "
-              "or matplotlib is missing",
-              file=sys.stderr)
+              "or matplotlib is missing", file=sys.stderr)
     return 0
