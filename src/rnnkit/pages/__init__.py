@@ -1,0 +1,1 @@
+"""HTML pages of results: what a person would rather look at than numbers."""
