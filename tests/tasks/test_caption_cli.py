@@ -117,6 +117,10 @@ def test_attention_decoder_draws_its_maps(scenes_dir, tmp_path, capsys) -> None:
     caption = capsys.readouterr().out.split("\t")[1].strip()
     # one map per word of the caption (an untrained model may write none at all)
     assert page.read_text(encoding="utf-8").count("<figure>") == len(caption.split())
+    row, = TrainedCaptioner.load(run_dir).predict([str(scenes_dir / "scene0000.png")],
+                                                  attention=True)
+    assert row["caption"] == caption and len(row["attention"]) == len(caption.split())
+    assert all(sum(weights) == pytest.approx(1, abs=1e-5) for weights in row["attention"])
 
 
 def test_csv_data_with_a_broken_image_reports_and_skips_it(scenes_dir, tmp_path, capsys) -> None:
@@ -277,6 +281,8 @@ def test_every_flag_of_before_still_parses_with_its_meaning() -> None:
     assert (args.run, args.images, args.json, args.html) == ("RUN", ["a.png", "b.png"], True,
                                                              "P.html")
     assert config_values(_parse("predict", "RUN", "a.png"), CaptionOptions) == CaptionOptions()
+    assert config_values(_parse("predict", "RUN", "a.png", "--attention"),
+                         CaptionOptions).attention  # new: the rows carry the attention
     args = _parse("scenes", "--out", "D", "--count", "4", "--seed", "5", "--scene-objects", "1")
     assert (args.out, args.count, args.seed, args.scene_objects) == ("D", 4, 5, 1)
 

@@ -6,10 +6,11 @@ built-in scenes); this module puts their results together::
 
     items, skipped = read_files(CaptionFiles(csv="captions.csv", images="images/"))
     train = file_images(items, size=64)                      # pixels (N, 3, 64, 64)
-    train = file_images(items, 224, cnn, FeatureCache(...))  # features (N, R, C)
-    scenes = scene_images(6000, seed=0, size=64)             # the built-in scenes
-    for inputs in train.batches(len(train), 100, device):    # (B, ...) float32
-        ...
+    train = file_images(items, 224, cnn, "cache/", "resnet50-224")  # features (N, R, C)
+    val = scene_images(600, seed=1, size=64)                 # the built-in scenes
+    data = CaptionData.build(train, val, min_count=5, max_len=30, skipped=skipped,
+                             source="captions.csv")          # + the vocabulary, caption ids
+    inputs, captions, owners = data.batch(torch.tensor([3, 1]), device)
 
 Symbols: ``N`` images, ``S`` the image side in pixels, ``R`` grid positions, ``C`` features.
 """
@@ -31,8 +32,8 @@ from .captions import CaptionedImage, CaptionVocab, caption_tokens, read_caption
 from .images import FeatureCache, _atomic_write, check_images, image_tensor, load_image
 from .scenes import SceneConfig, SceneObject, generate_scenes, names_objects_correctly
 
-__all__ = ["CaptionFiles", "ImageSet", "file_images", "pad_captions", "read_files",
-           "scene_images", "write_scenes"]
+__all__ = ["CaptionData", "CaptionFiles", "ImageSet", "file_images", "pad_captions",
+           "read_files", "scene_images", "write_scenes"]
 
 
 @dataclass
@@ -94,6 +95,15 @@ class ImageSet:
         for start in range(0, count, batch_size):
             yield self.batch(torch.arange(start, min(start + batch_size, count)), device)
 
+    def caption_batches(self, pairs: list[tuple[int, list[int]]], batch_size: int,
+                        device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
+        """``(image, caption ids)`` pairs in order, ``batch_size`` at a time, as inputs
+        ``(B, ...)`` (an image once per caption) and padded captions ``(B, T)``."""
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start:start + batch_size]
+            captions = pad_captions([c for _, c in chunk]).to(device)
+            yield self.batch(torch.tensor([i for i, _ in chunk]), device), captions
+
     def score(self, captions: list[list[str]]) -> dict[str, float]:
         """BLEU-1..4 and CIDEr-D of ``captions`` (tokenized) of the first ``len(captions)``
         images against their references, as the COCO caption evaluation scores them; for
@@ -104,6 +114,53 @@ class ImageSet:
                         for words, objects in zip(captions, self.objects, strict=False))
             scores["objects_correct"] = right / len(captions)
         return scores
+
+
+@dataclass
+class CaptionData:
+    """A captioning run's data: the training and validation images, the vocabulary of the
+    training captions and each training image's caption ids, and what was left out."""
+
+    vocab: CaptionVocab
+    train: ImageSet
+    val: ImageSet
+    captions: list[list[list[int]]]  # the caption ids of each training image
+    skipped: list[str]  # bad records and images that were reported and left out
+    source: str  # what the data is, for the log
+
+    @classmethod
+    def build(cls, train: ImageSet, val: ImageSet, *, min_count: int, max_len: int,
+              skipped: list[str], source: str) -> CaptionData:
+        """The vocabulary of ``train``'s captions (words seen fewer than ``min_count`` times
+        become ``<unk>``) and their ids, at most ``max_len`` words each."""
+        vocab = CaptionVocab.build((c for refs in train.references for c in refs),
+                                   min_count=min_count)
+        captions = [[vocab.encode(c, max_len) for c in refs] for refs in train.references]
+        return cls(vocab, train, val, captions, skipped, source)
+
+    def summary(self) -> str:
+        return (f"{self.source}: {len(self.train):,} training images "
+                f"({sum(map(len, self.captions)):,} captions), {len(self.val):,} validation "
+                f"images, {len(self.vocab):,} words"
+                + (f"; skipped {len(self.skipped)}, the first: {self.skipped[0]}"
+                   if self.skipped else ""))
+
+    def batch(self, images: Tensor, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        """Training images ``(B,)`` with all their captions: the inputs ``(B, ...)``, the
+        captions ``(N, T)`` padded, and the row of each caption's image ``(N,)`` (so that the
+        CNN reads each image once)."""
+        captions, owners = [], []
+        for row, image in enumerate(images.tolist()):
+            captions += self.captions[image]
+            owners += [row] * len(self.captions[image])
+        return (self.train.batch(images, device), pad_captions(captions).to(device),
+                torch.tensor(owners, device=device))
+
+    def val_pairs(self, count: int, max_len: int) -> list[tuple[int, list[int]]]:
+        """``(image, caption ids)`` of every caption of the first ``count`` validation
+        images."""
+        return [(i, self.vocab.encode(c, max_len))
+                for i, refs in enumerate(self.val.references[:count]) for c in refs]
 
 
 def scene_images(count: int, seed: int, size: int, max_objects: int = 2) -> ImageSet:

@@ -147,6 +147,8 @@ class CaptionOptions:
     temperature: float = option(1.0, "sample: below 1 safer, above 1 more surprising")
     seed: int | None = option(None, "sampling seed (reproducible samples)")
     n_best: int = option(1, "captions per image", flag="--nbest")
+    attention: bool = option(False, "with each caption the weights over the image's grid with "
+                                    "which each word was written (attention models)")
 
     def generate_options(self, device: torch.device, seed: int | None = None) -> dict:
         """:meth:`ImageCaptioner.generate`'s keywords; sampling draws from ``self.seed``, else

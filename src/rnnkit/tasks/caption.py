@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from ..config import from_dict, option, to_dict
 from ..data import image_sets
 from ..data.captions import CaptionedImage, CaptionVocab
-from ..data.image_sets import CaptionFiles, ImageSet, pad_captions
+from ..data.image_sets import CaptionData, CaptionFiles, ImageSet
 from ..data.images import image_tensor, load_image
 from ..models.image_captioner import CaptionOptions, ImageCaptioner, ImageCaptionerConfig
 from ..nn import evaluating
@@ -58,7 +58,8 @@ class CaptionConfig(CaptionFiles):
                                  metavar="FILE")
     val_images: str | None = option(None, "folder of the validation images (default: --images)",
                                     metavar="DIR")
-    val_split: str | None = option(None, "Flickr: Flickr_8k.devImages.txt", metavar="LIST.txt")
+    val_split: str | None = option(None, "Flickr: the validation images' names, one per line "
+                                         "(Flickr_8k.devImages.txt)", metavar="LIST.txt")
     val_fraction: float = option(0.1, "images held out for validation when no validation data "
                                       "is given")
     skip_bad_records: bool = option(False, "skip bad caption records and report how many "
@@ -93,16 +94,6 @@ class CaptionConfig(CaptionFiles):
 
 
 # ------------------------------------------------------------------------------------- data
-@dataclass
-class CaptionData:
-    vocab: CaptionVocab
-    train: ImageSet
-    val: ImageSet
-    captions: list[list[list[int]]]  # the caption ids of each training image
-    skipped: list[str]  # bad records and images that were reported and left out
-    source: str  # what the data is, for the log
-
-
 def _val_files(config: CaptionConfig) -> CaptionFiles:
     return CaptionFiles(config.val_coco, config.val_flickr, config.val_csv,
                         config.val_images or config.images, config.val_split)
@@ -148,11 +139,8 @@ def load_data(config: CaptionConfig, *, cache_folder: Path | None = None,
         train = _file_images(items, config, frozen, cache_folder, progress)
         val = _file_images(val_items, config, frozen, cache_folder, progress)
         source = config.coco or config.flickr or config.csv
-    vocab = CaptionVocab.build((c for refs in train.references for c in refs),
-                               min_count=config.min_count)
-    captions = [[vocab.encode(c, config.model.max_len) for c in refs]
-                for refs in train.references]
-    return CaptionData(vocab, train, val, captions, skipped, source)
+    return CaptionData.build(train, val, min_count=config.min_count, max_len=model.max_len,
+                             skipped=skipped, source=source)
 
 
 # ------------------------------------------------------------------------------------- task
@@ -164,13 +152,6 @@ class CaptionTask(base.Task):
     Config = CaptionConfig
     train_defaults = {"learning_rate": 2e-3, "eval_every": 250, "patience": 6,
                       "warmup_steps": 100}
-
-    def __init__(self, config: CaptionConfig, data: CaptionData, device: torch.device,
-                 context=None) -> None:
-        super().__init__(config, data, device, context)
-        self.val_pairs = [(i, data.vocab.encode(c, config.model.max_len))
-                          for i, refs in enumerate(data.val.references[:config.eval_images])
-                          for c in refs]
 
     @classmethod
     def load_data(cls, config: CaptionConfig, *, run_dir: Path, progress: bool) -> CaptionData:
@@ -184,24 +165,14 @@ class CaptionTask(base.Task):
                                       feature_size=model.decoder_features(grid), **SPECIAL_IDS))
 
     def summary(self) -> str:
-        data = self.data
-        return (f"{data.source}: {len(data.train):,} training images "
-                f"({sum(map(len, data.captions)):,} captions), {len(data.val):,} validation "
-                f"images, {len(data.vocab):,} words"
-                + (f"; skipped {len(data.skipped)}, the first: {data.skipped[0]}"
-                   if data.skipped else ""))
+        return self.data.summary()
 
     def saved(self) -> dict:
         return {"vocab": self.data.vocab.to_json()}
 
     def train_batch(self, step: int) -> tuple[Tensor, Tensor, Tensor]:
         images = self.shuffled(step, len(self.data.train), self.settings.batch_size)  # (B,)
-        captions, owners = [], []
-        for row, image in enumerate(images.tolist()):
-            captions += self.data.captions[image]
-            owners += [row] * len(self.data.captions[image])
-        return (self.data.train.batch(images, self.device), pad_captions(captions).to(self.device),
-                torch.tensor(owners, device=self.device))
+        return self.data.batch(images, self.device)  # the CNN reads each image once
 
     def training_step(self, model, batch) -> StepOutput:
         inputs, captions, owners = batch
@@ -209,10 +180,10 @@ class CaptionTask(base.Task):
         return StepOutput(loss, int((captions[:, 1:] != CaptionVocab.PAD).sum()))
 
     def validate(self, model: ImageCaptioner) -> dict[str, float]:
-        loss = validation_loss(model, self.data.val, self.val_pairs, self.device)
-        count = min(len(self.data.val), self.settings.eval_images)
-        scores = score_images(model, self.data.val, self.data.vocab, self.device, count=count)
-        return {"loss": loss, **scores}
+        data, count = self.data, min(len(self.data.val), self.settings.eval_images)
+        pairs = data.val_pairs(count, self.settings.model.max_len)  # with all their captions
+        loss = validation_loss(model, data.val, pairs, self.device)
+        return {"loss": loss, **score_images(model, data.val, data.vocab, self.device, count=count)}
 
     def describe(self, loss: float) -> dict[str, float]:
         return {"ppl": math.exp(min(loss, 50.0))}
@@ -224,10 +195,7 @@ def validation_loss(model: ImageCaptioner, images: ImageSet, pairs: list[tuple[i
     """The mean cross-entropy per scored word over ``pairs`` (teacher forcing, no dropout)."""
     total, words = 0.0, 0
     with evaluating(model):
-        for start in range(0, len(pairs), batch_size):
-            chunk = pairs[start:start + batch_size]
-            captions = pad_captions([c for _, c in chunk]).to(device)
-            inputs = images.batch(torch.tensor([i for i, _ in chunk]), device)
+        for inputs, captions in images.caption_batches(pairs, batch_size, device):
             _, loss = model(inputs, captions)
             count = int((captions[:, 1:] != CaptionVocab.PAD).sum())
             total, words = total + loss.item() * count, words + count
@@ -257,23 +225,6 @@ class EvalOptions(CaptionFiles):
     :meth:`TrainedCaptioner.eval_imageset`'s."""
 
     scenes: int = option(500, "fresh built-in scenes to evaluate on (scene models)")
-
-
-@dataclass
-class CaptionResult:
-    name: str  # the image's path (or "image N")
-    text: str  # the best caption
-    score: float
-    alternatives: list[tuple[str, float]]  # n-best: (caption, score), best first
-    attention: Tensor | None = None  # (words, R) for the attention decoder
-    image: Image.Image | None = None  # what the model saw, for the HTML page
-
-    def to_json(self, n_best: int = 1) -> dict:
-        """The object ``predict --json`` prints (the n-best when more than one was asked for)."""
-        row = {"image": self.name, "caption": self.text, "score": self.score}
-        if n_best > 1:
-            row["nbest"] = [{"caption": t, "score": s} for t, s in self.alternatives]
-        return row
 
 
 def saved_configs(saved: SavedRun) -> tuple[CaptionConfig, ImageCaptionerConfig]:
@@ -314,33 +265,36 @@ class TrainedCaptioner(base.Trained):
             frozen = ImageCaptioner.frozen_encoder(config.model.encoder).to(device)
         return {"vocab": CaptionVocab.from_json(saved.task["vocab"]), "frozen": frozen}
 
-    def predict(self, inputs: list[str | Image.Image], **options) -> list[dict]:
-        """One row per image file (or PIL image) of ``inputs``: its caption and score, and with
-        ``n_best > 1`` the n-best (options: :class:`CaptionOptions`)."""
-        n_best = CaptionOptions(**options).n_best
-        return [result.to_json(n_best) for result in self.caption_images(inputs, **options)]
-
-    def caption_images(self, inputs: list[str | Image.Image], *, batch_size: int = 32,
-                       **options) -> list[CaptionResult]:
-        """Captions of image files or PIL images (options: :class:`CaptionOptions`); a file
-        that cannot be read is an ``ImageError`` naming it (before any work is done)."""
+    def predict(self, inputs: list[str | Image.Image], *, batch_size: int = 32,
+                **options) -> list[dict]:
+        """One row per image file (or PIL image, named ``image N``) of ``inputs``: ``{"image",
+        "caption", "score"}`` (the log-probability), with ``n_best > 1`` the ``"nbest"``
+        ``[{"caption", "score"}, ...]``, and with ``attention`` (attention models) the best
+        caption's ``"attention"``, per word the weights of the ``R`` grid positions (options:
+        :class:`CaptionOptions`). A file that cannot be read is an ``ImageError`` naming it,
+        before any work is done."""
+        settings = CaptionOptions(**options)
         images = [x if isinstance(x, Image.Image) else load_image(x) for x in inputs]
         names = [f"image {i}" if isinstance(x, Image.Image) else str(x)
                  for i, x in enumerate(inputs)]
-        generate = CaptionOptions(**options).generate_options(self.device)
-        results = []
+        generate, rows = settings.generate_options(self.device), []
         for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
-            pixels = torch.stack([image_tensor(i, self.config.size) for i in chunk])
+            pixels = torch.stack([image_tensor(i, self.config.size)
+                                  for i in images[start:start + batch_size]])
             features = pixels.to(self.device)  # (B, 3, S, S)
             if self.frozen is not None:  # the model reads the frozen CNN's features (B, R, C)
                 with torch.no_grad():
                     features = self.frozen(features)
-            for offset, captions in enumerate(self.model.generate(features, **generate)):
-                texts = [(" ".join(self.vocab.decode(c.tokens)), c.score) for c in captions]
-                results.append(CaptionResult(names[start + offset], *texts[0], texts,
-                                             captions[0].attention, chunk[offset]))
-        return results
+            for name, captions in zip(names[start:], self.model.generate(features, **generate),
+                                      strict=False):
+                texts = [" ".join(self.vocab.decode(c.tokens)) for c in captions]
+                rows.append({"image": name, "caption": texts[0], "score": captions[0].score})
+                if settings.n_best > 1:
+                    rows[-1]["nbest"] = [{"caption": text, "score": c.score}
+                                         for text, c in zip(texts, captions, strict=True)]
+                if settings.attention and captions[0].attention is not None:
+                    rows[-1]["attention"] = captions[0].attention.tolist()  # (words, R)
+        return rows
 
     def evaluate(self, images: ImageSet, **options) -> dict[str, float]:
         """BLEU-1..4, CIDEr-D (and ``objects_correct`` for scenes) on ``images`` (options:

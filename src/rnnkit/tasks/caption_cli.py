@@ -8,6 +8,7 @@ import sys
 
 from ..arguments import add_config_arguments, config_values
 from ..data.image_sets import write_scenes
+from ..data.images import load_image
 from ..models.image_captioner import CaptionOptions
 from ..pages.caption import html_page
 from ..train.checkpoint import atomic_write_bytes
@@ -27,7 +28,7 @@ def add_parser(tasks) -> None:
     cli.add_run_dir(evaluate)
     add_config_arguments(evaluate, EvalOptions)
     evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    add_config_arguments(evaluate, CaptionOptions, skip=("n_best",))
+    add_config_arguments(evaluate, CaptionOptions, skip=("n_best", "attention"))
     cli.add_device(evaluate)
 
     predict = actions.add_parser("predict", help="caption image files")
@@ -83,16 +84,18 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     trained = TrainedCaptioner.load(args.run, args.device)
     options = config_values(args, CaptionOptions)
-    results = trained.caption_images(args.images, **vars(options))
-    for result in results:
+    options.attention |= args.html is not None  # the page draws each word's attention
+    rows = trained.predict(args.images, **vars(options))
+    for row in rows:
         if args.json:
-            print(json.dumps(result.to_json(options.n_best)))  # TrainedCaptioner.predict's rows
+            print(json.dumps(row))
             continue
-        print(f"{result.name}\t{result.text}")
-        for text, score in result.alternatives[1:]:
-            print(f"\t{text}\t({score:.3f})")
+        print(f"{row['image']}\t{row['caption']}")
+        for alternative in row.get("nbest", [])[1:]:
+            print(f"\t{alternative['caption']}\t({alternative['score']:.3f})")
     if args.html:
-        atomic_write_bytes(args.html, html_page(results).encode("utf-8"))
+        page = html_page(rows, [load_image(path) for path in args.images])
+        atomic_write_bytes(args.html, page.encode("utf-8"))
         print(f"page written to {args.html}", file=sys.stderr)
     return 0
 
