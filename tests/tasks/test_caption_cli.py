@@ -8,14 +8,25 @@ in ``tests/models/test_captioner.py`` (it overfits a small set of captions exact
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
+import shutil
+from dataclasses import fields
 
 import pytest
 from PIL import Image
 
+import rnnkit
+from rnnkit.arguments import config_values, given
 from rnnkit.cli import main
-from rnnkit.tasks.caption import TrainedCaptioner
+from rnnkit.data.files import save_json
+from rnnkit.models.captioner import CaptionerConfig
+from rnnkit.models.image_captioner import CaptionOptions, ImageCaptionerConfig
+from rnnkit.tasks import caption_cli
+from rnnkit.tasks.caption import CaptionConfig, EvalOptions, TrainedCaptioner
+from rnnkit.train.checkpoint import load_checkpoint, save_checkpoint
+from rnnkit.train.trainer import TrainConfig
 
 TINY = ["--image-size", "16", "--cnn-width", "4", "--convs-per-block", "1", "--hidden-size", "16",
         "--embedding-size", "8", "--batch-size", "8", "--eval-images", "8", "--min-count", "1",
@@ -107,6 +118,10 @@ def test_attention_decoder_draws_its_maps(scenes_dir, tmp_path, capsys) -> None:
     caption = capsys.readouterr().out.split("\t")[1].strip()
     # one map per word of the caption (an untrained model may write none at all)
     assert page.read_text(encoding="utf-8").count("<figure>") == len(caption.split())
+    row, = TrainedCaptioner.load(run_dir).predict([str(scenes_dir / "scene0000.png")],
+                                                  attention=True)
+    assert row["caption"] == caption and len(row["attention"]) == len(caption.split())
+    assert all(sum(weights) == pytest.approx(1, abs=1e-5) for weights in row["attention"])
 
 
 def test_csv_data_with_a_broken_image_reports_and_skips_it(scenes_dir, tmp_path, capsys) -> None:
@@ -119,7 +134,7 @@ def test_csv_data_with_a_broken_image_reports_and_skips_it(scenes_dir, tmp_path,
     assert main(["caption", "train", "--csv", str(table), "--images", str(scenes_dir),
                  "--max-steps", "2", "--eval-every", "2", "--out", str(run_dir), *TINY]) == 0
     err = capsys.readouterr().err
-    assert "skipped 1 bad records or images" in err and "broken.png" in err
+    assert "skipped 1 bad rows" in err and "broken.png" in err
     assert main(["caption", "eval", str(run_dir), "--csv", str(scenes_dir / "captions.csv"),
                  "--images", str(scenes_dir), "--json"]) == 0
     assert "objects_correct" not in json.loads(capsys.readouterr().out)  # files: no scenes
@@ -141,22 +156,139 @@ def test_bad_inputs_are_clear_errors(scene_run, tmp_path, capsys) -> None:
     assert "--images" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("settings", "features_shape", "decoder_size"), [
-    ({}, (2, 128), 128),  # a 2 x 2 grid of 32 channels, flattened
-    ({"image_vector": "mean"}, (2, 4, 32), 32),  # the grid, which the decoder averages
-    ({"conditioning": "attention"}, (2, 4, 32), 32),  # attention reads the grid
-])
-def test_the_image_vector_is_the_flattened_grid_by_default(settings, features_shape,
-                                                            decoder_size) -> None:
-    import torch
+def test_a_run_loads_back_with_its_nested_config(scene_run) -> None:
+    trained = rnnkit.load(scene_run)
+    assert isinstance(trained, TrainedCaptioner)
+    assert (trained.config.scenes, trained.config.image_size, trained.config.batch_size) == (
+        40, 16, 8)
+    model = trained.config.model
+    assert (model.hidden_size, model.embedding_size, model.cnn_width) == (16, 8, 4)
+    assert (model.encoder, model.cell, model.dropout, model.max_len) == ("smallvgg", "lstm",
+                                                                         0.3, 30)
+    assert (model.vocab_size, model.feature_size) == (None, None)  # the data decides them
+    built = trained.model.config
+    assert built.vocab_size == len(trained.vocab) and built.feature_size == 32  # 1 x 1 x 32
+    assert trained.model.decoder.config.feature_size == 32
 
-    from rnnkit.data.captions import CaptionVocab
-    from rnnkit.tasks.caption import CaptionConfig, ImageCaptioner, _feature_size, model_config
 
-    vocab = CaptionVocab.build([["a", "red", "circle"]], min_count=1)
-    config = CaptionConfig(image_size=32, cnn_width=4, **settings)
-    model = ImageCaptioner(model_config(config, vocab, _feature_size(config, None)))
-    assert model.features(torch.randn(2, 3, 32, 32)).shape == features_shape
-    assert model.decoder.config.feature_size == decoder_size
-    with pytest.raises(ValueError, match="image_vector must be 'flatten' or 'mean'"):
-        model_config(CaptionConfig(image_vector="sum"), vocab, 8)
+def test_predict_returns_the_json_rows(scene_run, scenes_dir, capsys) -> None:
+    images = [str(scenes_dir / f"scene{i:04d}.png") for i in range(2)]
+    assert main(["caption", "predict", str(scene_run), *images, "--method", "beam",
+                 "--nbest", "2", "--json"]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    trained = TrainedCaptioner.load(scene_run)
+    assert trained.predict(images, method="beam", n_best=2) == printed
+    with Image.open(images[0]) as image:  # a PIL image is captioned as its file is
+        row = trained.predict([image.copy()])[0]
+    assert row == {**trained.predict(images[:1])[0], "image": "image 0"}
+    with pytest.raises(TypeError):
+        trained.predict(images, top_k=2)
+
+
+# the model options that runs written before the model's config was nested kept flat
+OLD_FLAT = ("max_len", "encoder", "cnn_width", "convs_per_block", "finetune", "conditioning",
+            "image_vector", "cell", "embedding_size", "hidden_size", "num_layers", "dropout")
+
+
+def _old_layout(task: dict) -> dict:
+    """A saved config as runs before the move wrote it: the task's config flat, and the model's
+    the decoder's config under "decoder" beside the encoder's (None: cached features)."""
+    nested = task["caption"].pop("model")
+    task["caption"].update({key: nested[key] for key in OLD_FLAT})
+    built = task["model"]
+    decoder = {f.name: built[f.name] for f in fields(CaptionerConfig)}
+    encoder = built["encoder"] if built["encoder"] == "smallvgg" or built["finetune"] else None
+    flatten = built["image_vector"] == "flatten" and built["conditioning"] != "attention"
+    task["model"] = {"decoder": decoder, "encoder": encoder, "cnn_width": built["cnn_width"],
+                     "convs_per_block": built["convs_per_block"], "flatten": flatten}
+    return task
+
+
+def test_old_run_folders_still_load_and_resume(scene_run, scenes_dir, tmp_path) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(scene_run, old)
+    for name in ("best.safetensors", "last.safetensors"):
+        saved = load_checkpoint(old / name)
+        task = _old_layout(saved.config["task"])
+        save_checkpoint(old / name, kind="caption", weights=saved.weights, config=saved.config,
+                        state=saved.state)
+    save_json(old / "config.json", {"caption": task["caption"], "train": saved.config["train"]})
+    task = load_checkpoint(old / "best.safetensors").config["task"]
+    assert "hidden_size" in task["caption"] and "decoder" in task["model"]
+    trained = rnnkit.load(old)
+    assert isinstance(trained, TrainedCaptioner)
+    assert trained.config == TrainedCaptioner.load(scene_run).config
+    assert trained.model.config == TrainedCaptioner.load(scene_run).model.config
+    images = [str(scenes_dir / "scene0003.png")]
+    assert trained.predict(images, method="beam") == TrainedCaptioner.load(scene_run).predict(
+        images, method="beam")
+    assert main(["caption", "train", "--resume", str(old), "--max-steps", "7",
+                 "--no-progress"]) == 0
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    caption_cli.add_parser(parser.add_subparsers(dest="task"))
+    return parser.parse_args(["caption", *argv])
+
+
+def test_every_flag_of_before_still_parses_with_its_meaning() -> None:
+    args = _parse(
+        "train", "--coco", "A.json", "--flickr", "T.txt", "--csv", "C.csv", "--images", "I",
+        "--split", "S.txt", "--val-coco", "VA.json", "--val-flickr", "VT.txt", "--val-csv",
+        "VC.csv", "--val-images", "VI", "--val-split", "VS.txt", "--skip-bad-records",
+        "--scenes", "7", "--scene-objects", "3", "--min-count", "2", "--max-len", "9",
+        "--encoder", "resnet18", "--finetune", "--feature-cache", "F", "--conditioning",
+        "attention", "--image-vector", "mean", "--cell", "gru", "--image-size", "32",
+        "--cnn-width", "4", "--convs-per-block", "2", "--embedding-size", "6", "--hidden-size",
+        "5", "--num-layers", "2", "--batch-size", "3", "--eval-images", "11", "--dropout", "0.1",
+        "--out", "O", "--resume", "O", "--time-budget", "10m", "--max-steps", "3",
+        "--learning-rate", "0.01", "--weight-decay", "0.1", "--eval-every", "5", "--patience",
+        "2", "--seed", "3", "--warmup-steps", "1", "--weight-average", "0.9", "--device", "cpu",
+        "--no-progress")
+    config = config_values(args, CaptionConfig)
+    assert (config.coco, config.flickr, config.csv, config.images, config.split) == (
+        "A.json", "T.txt", "C.csv", "I", "S.txt")
+    assert (config.val_coco, config.val_flickr, config.val_csv, config.val_images,
+            config.val_split) == ("VA.json", "VT.txt", "VC.csv", "VI", "VS.txt")
+    assert (config.skip_bad_records, config.scenes, config.scene_objects, config.min_count) == (
+        True, 7, 3, 2)
+    assert (config.feature_cache, config.image_size, config.batch_size, config.eval_images) == (
+        "F", 32, 3, 11)
+    model = config.model
+    assert (model.max_len, model.encoder, model.finetune, model.conditioning) == (
+        9, "resnet18", True, "attention")
+    assert (model.image_vector, model.cell, model.cnn_width, model.convs_per_block) == (
+        "mean", "gru", 4, 2)
+    assert (model.embedding_size, model.hidden_size, model.num_layers, model.dropout) == (
+        6, 5, 2, 0.1)
+    assert given(args, TrainConfig) == {"learning_rate": 0.01, "weight_decay": 0.1,
+                                        "eval_every": 5, "patience": 2, "seed": 3,
+                                        "warmup_steps": 1, "weight_average": 0.9}
+    assert (args.out, args.resume, args.time_budget, args.max_steps) == ("O", "O", 600.0, 3)
+    assert (args.device, args.no_progress) == ("cpu", True)
+    decoding = ("--method", "sample", "--beam-size", "4", "--length-penalty", "0.5",
+                "--temperature", "1.5", "--seed", "7", "--device", "cpu")
+    args = _parse("eval", "RUN", "--coco", "A.json", "--flickr", "T.txt", "--csv", "C.csv",
+                  "--images", "I", "--split", "S.txt", "--scenes", "9", "--json", *decoding)
+    assert config_values(args, EvalOptions) == EvalOptions("A.json", "T.txt", "C.csv", "I",
+                                                           "S.txt", 9)
+    assert config_values(args, CaptionOptions) == CaptionOptions("sample", 4, 0.5, 1.5, 7, 1)
+    assert (args.run, args.json, args.device) == ("RUN", True, "cpu")
+    assert config_values(_parse("eval", "RUN"), EvalOptions).scenes == 500
+    args = _parse("predict", "RUN", "a.png", "b.png", "--nbest", "3", "--json", "--html",
+                  "P.html", *decoding)
+    assert config_values(args, CaptionOptions) == CaptionOptions("sample", 4, 0.5, 1.5, 7, 3)
+    assert (args.run, args.images, args.json, args.html) == ("RUN", ["a.png", "b.png"], True,
+                                                             "P.html")
+    assert config_values(_parse("predict", "RUN", "a.png"), CaptionOptions) == CaptionOptions()
+    assert config_values(_parse("predict", "RUN", "a.png", "--attention"),
+                         CaptionOptions).attention  # new: the rows carry the attention
+    args = _parse("scenes", "--out", "D", "--count", "4", "--seed", "5", "--scene-objects", "1")
+    assert (args.out, args.count, args.seed, args.scene_objects) == ("D", 4, 5, 1)
+
+
+def test_every_option_has_its_help() -> None:
+    for config in (CaptionConfig, ImageCaptionerConfig, CaptionOptions, EvalOptions):
+        assert [f.name for f in fields(config)
+                if f.name != "model" and not f.metadata.get("help")] == []

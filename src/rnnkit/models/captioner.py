@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config import option
 from ..decoding import Sampler, beam_search, check_sampling
 from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating, make_cell
 
@@ -59,27 +60,44 @@ def _is_int(value: object) -> bool:
 
 @dataclass
 class CaptionerConfig:
-    """The shape of a :class:`Captioner`. Every field is checked on creation."""
+    """The shape of a :class:`Captioner`. Every field is checked on creation (the sizes that
+    come from the data when the model is built).
 
-    vocab_size: int  # V: word ids 0 .. V-1, the four special tokens among them
-    feature_size: int  # C: features per grid position of the image encoder (512 for VGG-16)
-    embedding_size: int = 256  # E, word vectors; also the size of the projected image W_img v
-    hidden_size: int = 512  # H, units per level (Show and Tell: 512)
-    cell: str = "lstm"  # one of rnnkit.nn.CELL_KINDS; the LSTM is what the papers use
-    num_layers: int = 1  # L, levels stacked
-    conditioning: str = "every_step"  # how the image enters: see the module docstring
-    attention_size: int = 256  # A, hidden units of the attention's scoring MLP (attention only)
-    dropout: float = 0.3  # on the word and image vectors, between levels and before W_hy
-    pad_index: int = 0  # the id that fills short captions: never input that matters, never scored
-    unk_index: int = 1  # the id of words outside the vocabulary
-    start_index: int = 2  # <START>: the first input of every caption
-    end_index: int = 3  # <END>: the last target; generation stops there
-    max_len: int = 30  # the most words generate() writes, <END> not counted (the lecture's 30)
+    The defaults are the built-in scenes' measured recipe (``benchmarks/bench_caption.py``)."""
+
+    vocab_size: int | None = option(
+        None, "V: word ids 0 .. V-1, the four special tokens among them; set from the data",
+        cli=False)
+    feature_size: int | None = option(
+        None, "C: features per image the decoder reads (512 for VGG-16's grid); set from the "
+              "image encoder", cli=False)
+    embedding_size: int = option(128, "E, word vectors; also the size of the projected image "
+                                      "W_img v")
+    hidden_size: int = option(256, "H, units per level (Show and Tell: 512)")
+    cell: str = option("lstm", "the recurrent cell; the LSTM is what the papers use",
+                       choices=CELL_KINDS)
+    num_layers: int = option(1, "L, levels stacked")
+    conditioning: str = option("every_step", "how the image enters: W_ih v at every step, the "
+                                             "initial state, the first input, or attention",
+                               choices=CONDITIONINGS)
+    attention_size: int = option(256, "A, hidden units of the attention's scoring MLP "
+                                      "(attention only)")
+    dropout: float = option(0.3, "on the word and image vectors, between levels and before "
+                                 "W_hy")
+    pad_index: int = option(0, "the id that fills short captions: never input that matters, "
+                               "never scored", cli=False)
+    unk_index: int = option(1, "the id of words outside the vocabulary", cli=False)
+    start_index: int = option(2, "<START>: the first input of every caption", cli=False)
+    end_index: int = option(3, "<END>: the last target; generation stops there", cli=False)
+    max_len: int = option(30, "words kept per training caption and written per generated one, "
+                              "<END> not counted (the lecture's 30)")
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "feature_size", "embedding_size", "hidden_size",
                      "num_layers", "attention_size", "max_len"):
             value = getattr(self, name)
+            if value is None and name in ("vocab_size", "feature_size"):
+                continue  # not known until the data is read; the model needs them
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.cell not in CELL_KINDS:
@@ -91,19 +109,20 @@ class CaptionerConfig:
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
                 0 <= self.dropout < 1):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        V = self.vocab_size
         specials = {}
         for name in ("pad_index", "unk_index", "start_index", "end_index"):
             value = getattr(self, name)
-            if not _is_int(value) or not 0 <= value < self.vocab_size:
-                raise ValueError(f"{name} must be an id in [0, {self.vocab_size}) (the "
-                                 f"vocabulary), got {value!r}")
+            if not _is_int(value) or value < 0 or (V is not None and value >= V):
+                raise ValueError(f"{name} must be an id in [0, {V or 'V'}) (the vocabulary), "
+                                 f"got {value!r}")
             if value in specials:
                 raise ValueError(f"{name} and {specials[value]} must differ, got {value} for "
                                  "both")
             specials[value] = name
-        if self.vocab_size < 5:
+        if V is not None and V < 5:
             raise ValueError(f"vocab_size must leave room for words beside the four special "
-                             f"tokens (at least 5), got {self.vocab_size}")
+                             f"tokens (at least 5), got {V}")
 
 
 class Caption(NamedTuple):
@@ -205,6 +224,9 @@ class Captioner(nn.Module):
         super().__init__()
         if not isinstance(config, CaptionerConfig):
             raise TypeError(f"expected a CaptionerConfig, got {type(config).__name__}")
+        for name in ("vocab_size", "feature_size"):
+            if getattr(config, name) is None:
+                raise ValueError(f"CaptionerConfig.{name} is not set: it comes from the data")
         self.config = config
         V, C, E, H, L = (config.vocab_size, config.feature_size, config.embedding_size,
                          config.hidden_size, config.num_layers)
