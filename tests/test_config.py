@@ -14,7 +14,7 @@ from rnnkit.config import flat_fields, flatten, from_dict, nest, option, to_dict
 @dataclass
 class Inner:
     size: int | None = option(None, "set from the data", cli=False)
-    hidden_size: int = option(16, "H, units")
+    hidden_size: int = option(16, "H, units", old_names=("units",))
     bidirectional: bool = option(True, "both ways", negative="--unidirectional")
     tie: bool = option(False, "share the matrix")
 
@@ -25,6 +25,7 @@ class Outer:
     rate: float = option(0.5, "a fraction of 100%")
     header: bool | None = option(None, "the first row names the columns (default: detect)")
     kind: str = option("a", "one of a, b", choices=("a", "b"))
+    files: list[str] | None = option(None, "one or more files", metavar="FILE")
     model: Inner = option(factory=Inner)
 
 
@@ -47,6 +48,7 @@ def test_flags_come_from_the_fields_and_default_to_not_given() -> None:
     assert config.model == Inner(hidden_size=8, bidirectional=False, tie=True)
     assert (config.path, config.header, config.kind) == ("x.txt", False, "b")
     assert parse("--header").header is True
+    assert parse("--files", "a.en", "a.de").files == ["a.en", "a.de"]
 
 
 def test_help_shows_each_fields_text_and_default(capsys) -> None:
@@ -65,8 +67,9 @@ def test_nest_and_flatten_are_inverse_and_unknown_names_are_refused() -> None:
     assert flatten(nest(Outer, flat)) == flat
     with pytest.raises(ValueError, match="unknown options for Outer: hiden_size"):
         nest(Outer, {"hiden_size": 4})
-    assert set(flat_fields(Outer)) == {"path", "rate", "header", "kind", "size", "hidden_size",
-                                       "bidirectional", "tie"}
+    assert set(flat_fields(Outer)) == {"path", "rate", "header", "kind", "files", "size",
+                                       "hidden_size", "bidirectional", "tie"}
+    assert nest(Outer, {"units": 4}) == {"model": {"hidden_size": 4}}  # its old name
 
 
 def test_from_dict_reads_nested_and_the_older_flat_layout() -> None:
@@ -74,6 +77,7 @@ def test_from_dict_reads_nested_and_the_older_flat_layout() -> None:
     assert from_dict(Outer, to_dict(config)) == config
     # runs written before the model's config was nested kept its fields at the top
     assert from_dict(Outer, {"path": "p", "size": 3, "hidden_size": 8}) == config
+    assert from_dict(Outer, {"path": "p", "size": 3, "units": 8}) == config  # an old name
     with pytest.raises(ValueError, match="unknown Outer keys in run/last.safetensors: colour"):
         from_dict(Outer, {"colour": 1}, where="run/last.safetensors")
 

@@ -9,6 +9,7 @@ what was said.
 from __future__ import annotations
 
 import argparse
+import typing
 from dataclasses import MISSING, Field, fields
 from typing import Any
 
@@ -46,9 +47,12 @@ def _add(group: Any, owner: type, f: Field, default: Any) -> None:
                                default=None, help=label if f.default is None else
                                f"{help_text} (off; default: on)")
         return
+    many = typing.get_origin(kind) is list
+    if many:
+        kind = typing.get_args(kind)[0]
     if kind not in (int, float, str):
         raise TypeError(f"{owner.__name__}.{f.name}: no command-line form for {kind}")
-    group.add_argument(*names, dest=f.name, type=kind, default=None,
+    group.add_argument(*names, dest=f.name, type=kind, default=None, nargs="+" if many else None,
                        choices=meta.get("choices"), metavar=meta.get("metavar"),
                        help=help_text + _default_text(default))
 

@@ -25,17 +25,19 @@ __all__ = ["flat_fields", "flatten", "from_dict", "nest", "option", "to_dict"]
 
 def option(default: Any = MISSING, help: str = "", *, factory: Any = MISSING,
            flag: str | None = None, negative: str | None = None, aliases: tuple[str, ...] = (),
-           choices: tuple | None = None, metavar: str | None = None,
-           cli: bool = True) -> Any:
+           old_names: tuple[str, ...] = (), choices: tuple | None = None,
+           metavar: str | None = None, cli: bool = True) -> Any:
     """A config field with its help text (and how the command line spells it).
 
-    ``flag`` replaces ``--field-name``; ``aliases`` are older spellings that still work;
+    ``flag`` replaces ``--field-name``; ``aliases`` are older spellings of the flag that still
+    work, ``old_names`` older names of the field (in saved runs and ``train(**options)``);
     ``negative`` is the flag that sets a boolean to False (default ``--no-field-name`` for a
     field that defaults to True); ``cli=False`` keeps a field off the command line (sizes that
-    come from the data, such as a model's ``vocab_size``).
+    come from the data, such as a model's ``vocab_size``). A ``list[str]`` field takes one or
+    more values (``--train A.txt B.txt``).
     """
     metadata = {"help": help, "flag": flag, "negative": negative, "aliases": aliases,
-                "choices": choices, "metavar": metavar, "cli": cli}
+                "old_names": old_names, "choices": choices, "metavar": metavar, "cli": cli}
     if factory is not MISSING:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -71,9 +73,17 @@ def flat_fields(cls: type) -> dict[str, tuple[type, Field]]:
     return found
 
 
+def _renamed(cls: type, values: dict) -> dict:
+    """``values`` with the old names of ``cls``'s fields (and its nested configs') replaced."""
+    names = {old: name for name, (_, f) in flat_fields(cls).items()
+             for old in f.metadata.get("old_names", ())}
+    return {names.get(key, key): value for key, value in values.items()}
+
+
 def nest(cls: type, flat: dict) -> dict:
     """Flat options ``{"hidden_size": 512, "text": ...}`` as ``cls`` nests them:
     ``{"text": ..., "model": {"hidden_size": 512}}``. Unknown names are an error."""
+    flat = _renamed(cls, flat)
     known = flat_fields(cls)
     unknown = sorted(set(flat) - set(known))
     if unknown:
@@ -104,7 +114,7 @@ def from_dict(cls: type, values: dict, where: str = "") -> Any:
     Keys of a nested config found at the top are moved into it: run folders written before the
     model's config was nested in the task's keep loading. Unknown keys are an error naming
     ``where`` (the file they came from)."""
-    values = dict(values)
+    values = _renamed(cls, values)
     kwargs: dict = {}
     for f in fields(cls):
         inner = _nested(cls, f)

@@ -134,7 +134,7 @@ def test_csv_data_with_a_broken_image_reports_and_skips_it(scenes_dir, tmp_path,
     assert main(["caption", "train", "--csv", str(table), "--images", str(scenes_dir),
                  "--max-steps", "2", "--eval-every", "2", "--out", str(run_dir), *TINY]) == 0
     err = capsys.readouterr().err
-    assert "skipped 1 bad rows" in err and "broken.png" in err
+    assert "skipped 1 bad records or images" in err and "broken.png" in err
     assert main(["caption", "eval", str(run_dir), "--csv", str(scenes_dir / "captions.csv"),
                  "--images", str(scenes_dir), "--json"]) == 0
     assert "objects_correct" not in json.loads(capsys.readouterr().out)  # files: no scenes

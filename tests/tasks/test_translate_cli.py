@@ -163,7 +163,6 @@ def _old_layout(config: dict) -> dict:
     model's ``bidirectional_encoder``."""
     values = dict(config["task"]["translate"])
     model = values.pop("model")
-    values.pop("bidirectional")
     values.update({k: model[k] for k in ("cell", "embedding_size", "hidden_size",
                                          "encoder_layers", "decoder_layers", "attention",
                                          "input_feeding", "reverse_source", "tie_embeddings",

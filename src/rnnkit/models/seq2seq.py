@@ -86,7 +86,7 @@ class Seq2SeqConfig:
     decoder_layers: int = option(1, "levels stacked in the decoder")
     bidirectional_encoder: bool = option(
         True, "the encoder reads the source both ways (Bahdanau et al. 2015)",
-        negative="--unidirectional")
+        negative="--unidirectional", old_names=("bidirectional",))
     attention: str = option("general", "general | dot (Luong et al. 2015) | bahdanau | none "
                                        "(Sutskever et al. 2014): see rnnkit.models.seq2seq",
                             choices=ATTENTIONS)

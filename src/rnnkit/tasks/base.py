@@ -46,10 +46,12 @@ class Task:
 
     kind: ClassVar[str]  # "charlm", "sentiment", ...: written into checkpoints
     Config: ClassVar[type]  # the task's config dataclass (the model's nested as ``model``)
+    Model: ClassVar[type[nn.Module]]  # the model, built from its config: ``Model(config)``
     Trained: ClassVar[type[Trained]]  # what a run of this task loads back as
     monitor: ClassVar[str] = "loss"  # the validation metric that picks the best model (lower)
     train_defaults: ClassVar[dict] = {}  # TrainConfig settings this task is best with
     default_budget: ClassVar[float] = 600.0  # seconds, without --time-budget or --max-steps
+    skipped_what: ClassVar[str] = "bad rows"  # what the data's ``skipped`` list holds
 
     def __init__(self, config: Any, data: Any, device: torch.device,
                  context: distributed.DistContext | None = None) -> None:
@@ -179,16 +181,18 @@ class Trained:
     def load(cls, run: str | Path, device: str | torch.device = "cpu") -> Trained:
         device = resolve_device(device)
         saved = open_run(run, cls.task.kind, device)
+        saved.task = cls.upgrade(saved.task)
         config = from_dict(cls.task.Config, saved.task[cls.task.kind], where=str(saved.path))
         model_config = from_dict(type(config.model), saved.task["model"], where=str(saved.path))
-        model = saved.restore(cls.build(model_config), device)
+        model = saved.restore(cls.task.Model(model_config), device)
         return cls(model=model, config=config, path=saved.path, metrics=saved.metrics,
                    **cls.restore(saved, config, device))
 
     @classmethod
-    def build(cls, model_config: Any) -> nn.Module:
-        """The task's model, empty, from its saved config."""
-        raise NotImplementedError
+    def upgrade(cls, saved: dict) -> dict:
+        """The task's part of a checkpoint's config (``{kind: ..., "model": ...}``) in today's
+        layout: a task whose saved layout changed reads its older runs here."""
+        return saved
 
     @classmethod
     def restore(cls, saved: SavedRun, config: Any, device: torch.device) -> dict:

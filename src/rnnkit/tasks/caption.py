@@ -32,12 +32,10 @@ from ..data.image_sets import CaptionData, CaptionFiles, ImageSet
 from ..data.images import image_tensor, load_image
 from ..models.image_captioner import CaptionOptions, ImageCaptioner, ImageCaptionerConfig
 from ..nn import evaluating
-from ..train.run import SavedRun, open_run
-from ..train.runtime import resolve_device
+from ..train.run import SavedRun
 from ..train.trainer import StepOutput
 from . import base
 
-KIND = "caption"
 PRETRAINED_SIZE = 224  # the input size torchvision's ImageNet CNNs were trained at
 SCENE_SEEDS = {"train": 0, "val": 1, "test": 2}  # the built-in scenes of each part
 SPECIAL_IDS = {"pad_index": CaptionVocab.PAD, "unk_index": CaptionVocab.UNK,
@@ -148,8 +146,10 @@ class CaptionTask(base.Task):
     """Each step reads ``batch_size`` images with all their captions (the CNN runs once per
     image); validation: the cross-entropy per word, and BLEU/CIDEr of greedy captions."""
 
-    kind = KIND
+    kind = "caption"
     Config = CaptionConfig
+    Model = ImageCaptioner
+    skipped_what = "bad records or images"
     train_defaults = {"learning_rate": 2e-3, "eval_every": 250, "patience": 6,
                       "warmup_steps": 100}
 
@@ -227,17 +227,6 @@ class EvalOptions(CaptionFiles):
     scenes: int = option(500, "fresh built-in scenes to evaluate on (scene models)")
 
 
-def saved_configs(saved: SavedRun) -> tuple[CaptionConfig, ImageCaptionerConfig]:
-    """The task's and the built model's config of a saved run. Runs saved before the model's
-    config was one dataclass held the decoder's fields in ``model["decoder"]`` and the
-    encoder's only in the task's config (flat): they are read into today's layout."""
-    config = from_dict(CaptionConfig, saved.task[KIND], where=str(saved.path))
-    model = saved.task["model"]
-    if "decoder" in model:  # {"decoder": {...}, "encoder": ..., "flatten": ..., ...}
-        model = {**to_dict(config.model), **model["decoder"]}
-    return config, from_dict(ImageCaptionerConfig, model, where=str(saved.path))
-
-
 @dataclass(kw_only=True)
 class TrainedCaptioner(base.Trained):
     """A captioner loaded from a run folder (or one of its checkpoint files)."""
@@ -247,16 +236,13 @@ class TrainedCaptioner(base.Trained):
     frozen: nn.Module | None = None  # the pretrained encoder of cached-feature models
 
     @classmethod
-    def load(cls, run: str | Path, device: str | torch.device = "cpu") -> TrainedCaptioner:
-        """As :meth:`base.Trained.load`, which cannot yet read the older layout (see
-        :func:`saved_configs`)."""
-        device = resolve_device(device)
-        saved = open_run(run, KIND, device)
-        config, model_config = saved_configs(saved)
-        return cls(model=saved.restore(cls.build(model_config), device), config=config,
-                   path=saved.path, metrics=saved.metrics, **cls.restore(saved, config, device))
-
-    build = staticmethod(ImageCaptioner)  # the empty model of a saved ImageCaptionerConfig
+    def upgrade(cls, saved: dict) -> dict:
+        """Runs saved before the model's config was one dataclass held the decoder's fields in
+        ``model["decoder"]`` and the encoder's only in the task's config (flat)."""
+        if "decoder" not in saved["model"]:
+            return saved
+        config = from_dict(CaptionConfig, saved["caption"])
+        return {**saved, "model": {**to_dict(config.model), **saved["model"]["decoder"]}}
 
     @classmethod
     def restore(cls, saved: SavedRun, config: CaptionConfig, device: torch.device) -> dict:

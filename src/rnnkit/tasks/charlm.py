@@ -92,6 +92,7 @@ class CharLMTask(base.Task):
 
     kind = "charlm"
     Config = CharLMConfig
+    Model = LanguageModel
     # a small text overfits within minutes (the built-in corpus did after 1,500 steps), so stop
     # after 4 evaluations without progress
     train_defaults = {"learning_rate": 3e-3, "patience": 4}
@@ -217,10 +218,6 @@ class TrainedModel(base.Trained):
 
     task = CharLMTask
     vocab: CharVocab
-
-    @classmethod
-    def build(cls, model_config: LanguageModelConfig) -> LanguageModel:
-        return LanguageModel(model_config)
 
     @classmethod
     def restore(cls, saved: SavedRun, config: CharLMConfig, device: torch.device) -> dict:

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         return _sample(args)
     if args.action == "eval":
         return _evaluate(args)
-    from .hello import HelloConfig, format_slide, train_hello
+    from ..synthetic.hello import HelloConfig, format_slide, train_hello
 
     result = train_hello(HelloConfig(hidden_size=args.hidden_size, max_steps=args.max_steps,
                                      seed=args.seed))

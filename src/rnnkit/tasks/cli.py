@@ -57,6 +57,6 @@ def train(task: type[base.Task], args: argparse.Namespace) -> base.Trained | Non
         print(f"stopped after {result.steps} steps ({result.stopped_because}), "
               f"{result.train_seconds:.0f} s of training", file=sys.stderr)
         if trained.skipped:
-            print(f"skipped {len(trained.skipped)} bad rows, the first: {trained.skipped[0]}",
-                  file=sys.stderr)
+            print(f"skipped {len(trained.skipped)} {task.skipped_what}, the first: "
+                  f"{trained.skipped[0]}", file=sys.stderr)
     return trained

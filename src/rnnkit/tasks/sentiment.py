@@ -102,6 +102,7 @@ class SentimentTask(base.Task):
 
     kind = "sentiment"
     Config = SentimentConfig
+    Model = SequenceClassifier
     monitor = "error"  # 1 - accuracy: the best checkpoint is the most accurate one
     train_defaults = {"learning_rate": 2e-3, "eval_every": 200, "patience": 5,
                       "warmup_steps": 50, "weight_decay": 0.0}
@@ -200,10 +201,6 @@ class TrainedClassifier(base.Trained):
     def restore(cls, saved: SavedRun, config: SentimentConfig, device: torch.device) -> dict:
         return {"vocab": WordVocab.from_json(saved.task["vocab"]),
                 "labels": LabelSet.from_json(saved.task["labels"])}
-
-    @classmethod
-    def build(cls, model_config: ClassifierConfig) -> SequenceClassifier:
-        return SequenceClassifier(model_config)  # empty: the run's weights come next
 
     @property
     def encoder(self) -> TextEncoder:

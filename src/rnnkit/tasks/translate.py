@@ -30,9 +30,9 @@ from . import base
 @dataclass
 class TranslateConfig:
     train: list[str] | None = option(
-        None, "PAIRS.tsv (source<TAB>target) or SOURCE TARGET aligned files", cli=False)
+        None, "PAIRS.tsv (source<TAB>target) or SOURCE TARGET aligned files", metavar="FILE")
     val: list[str] | None = option(
-        None, "the same forms (default: --val-fraction of --train held out)", cli=False)
+        None, "the same forms (default: --val-fraction of --train held out)", metavar="FILE")
     val_fraction: float = option(0.02, "pairs held out for validation when no --val is given")
     reverse: bool = option(False, "swap the sides (Tatoeba's fra.txt is English<TAB>French: "
                                   "fr -> en)")
@@ -56,9 +56,6 @@ class TranslateConfig:
     eval_sentences: int = option(1000, "validation sentences translated (greedy) for BLEU at "
                                        "each evaluation")
     model: Seq2SeqConfig = option(factory=Seq2SeqConfig)
-    bidirectional: bool | None = option(
-        None, "the flat layout's name of model.bidirectional_encoder (runs saved before the "
-              "model's config was nested, and callers of train())", cli=False)
 
     def __post_init__(self) -> None:
         for name in ("train", "val"):
@@ -68,9 +65,6 @@ class TranslateConfig:
                 raise ValueError("--train and --val take PAIRS.tsv or SOURCE TARGET (1 or 2 "
                                  "files)")
             setattr(self, name, None if paths is None else [str(p) for p in paths])
-        if self.bidirectional is not None:
-            self.model = replace(self.model, bidirectional_encoder=self.bidirectional)
-            self.bidirectional = None
 
 
 # ------------------------------------------------------------------------------------- data
@@ -105,6 +99,8 @@ class TranslateTask(base.Task):
 
     kind = "translate"
     Config = TranslateConfig
+    Model = Seq2Seq
+    skipped_what = "bad lines"
     monitor = "loss"  # validation cross-entropy per target token; BLEU and chrF beside it
     train_defaults = {"learning_rate": 2e-3, "eval_every": 500, "patience": 6,
                       "warmup_steps": 200}
@@ -219,10 +215,6 @@ class TrainedTranslator(base.Trained):
     def restore(cls, saved: SavedRun, config: TranslateConfig, device: torch.device) -> dict:
         return {"source": Tokenizer.from_json(saved.task["source"]),
                 "target": Tokenizer.from_json(saved.task["target"])}
-
-    @classmethod
-    def build(cls, model_config: Seq2SeqConfig) -> Seq2Seq:
-        return Seq2Seq(model_config)
 
     def predict(self, inputs: list[str], **options) -> list[dict]:
         """One row per sentence of ``inputs``: its translation and score, and the ``nbest``

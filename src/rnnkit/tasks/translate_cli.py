@@ -6,23 +6,17 @@ import argparse
 import json
 import sys
 
-from ..arguments import add_config_arguments, config_values, given
+from ..arguments import add_config_arguments, config_values
 from ..data.parallel import read_aligned
-from ..train.trainer import TrainConfig
-from . import base, cli
-from .translate import DecodeOptions, TrainedTranslator, TranslateConfig, TranslateTask
-
-FILES = ("train", "val")  # TranslateConfig's lists of files: their flags are written here
+from . import cli
+from .translate import DecodeOptions, TrainedTranslator, TranslateTask
 
 
 def add_parser(tasks) -> None:
     translate = tasks.add_parser("translate", help="translate sentences (encoder-decoder)")
     actions = translate.add_subparsers(dest="action", metavar="<action>", required=True)
 
-    train = cli.add_train(actions, TranslateTask, "train on parallel sentences")
-    for name in FILES:  # a list of files: nargs, which the generated flags do not have
-        train.add_argument(f"--{name}", nargs="+", required=name == "train", metavar="FILE",
-                           help=TranslateConfig.__dataclass_fields__[name].metadata["help"])
+    cli.add_train(actions, TranslateTask, "train on parallel sentences")
 
     evaluate = actions.add_parser("eval", help="corpus BLEU and chrF (sacreBLEU)")
     cli.add_run_dir(evaluate)
@@ -47,18 +41,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    # cli.train would pass only the generated flags: the lists of files go along by hand
-    files = {name: getattr(args, name) for name in FILES if getattr(args, name) is not None}
-    trained = base.train(TranslateTask, args.out, resume=args.resume, device=args.device,
-                         progress=not args.no_progress, time_budget=args.time_budget,
-                         max_steps=args.max_steps, **files,
-                         **given(args, TranslateConfig, TrainConfig))
+    trained = cli.train(TranslateTask, args)
     if trained is None:  # a rank other than 0 of a distributed run
         return 0
     best = trained.metrics
-    if trained.skipped:  # (the summary said so before training too, with the progress)
-        print(f"skipped {len(trained.skipped):,} bad lines, the first: {trained.skipped[0]}",
-              file=sys.stderr)
     print(f"validation: loss {best['loss']:.4f}, BLEU {best['bleu']:.2f}, chrF "
           f"{best['chrf']:.2f} (greedy; best checkpoint: {trained.path})")
     return 0

@@ -107,6 +107,8 @@ class VideoTask(base.Task):
 
     kind = "video"
     Config = VideoConfig
+    Model = FrameSequenceModel
+    skipped_what = "videos"
     monitor = "error"  # 1 - accuracy (per clip, or per frame)
     train_defaults = {"learning_rate": 3e-3, "eval_every": 100, "patience": 15,
                       "warmup_steps": 50}
@@ -209,8 +211,6 @@ class TrainedVideoModel(base.Trained):
 
     task = VideoTask
     labels: LabelSet
-
-    build = staticmethod(FrameSequenceModel)  # the empty model of a saved FrameModelConfig
 
     @classmethod
     def restore(cls, saved: SavedRun, config: VideoConfig, device: torch.device) -> dict:

@@ -104,54 +104,6 @@ def plan(kind: str, config_class: type, options: dict, *, out, resume, time_budg
     return Plan(folder, config, TrainConfig(**train_values))
 
 
-def plan_fields(kind: str, task_fields: set[str], options: dict, *, out, resume, time_budget,
-         max_steps, train_defaults: dict, default_budget: float,
-         recipe: Callable[[float | None], dict] | None = None) -> Plan:
-    """The old :func:`plan` over flat configs, for the tasks not yet on ``tasks.base``
-    (transitional: removed once every task is)."""
-    unknown = sorted(set(options) - task_fields - _TRAIN_FIELDS)
-    if unknown:
-        raise TypeError(f"unknown options: {', '.join(unknown)}")
-    given_task = {k: v for k, v in options.items() if k in task_fields}
-    given_train = {k: v for k, v in options.items() if k in _TRAIN_FIELDS}
-    if resume is not None:
-        if out is not None and Path(out) != Path(resume):
-            raise ValueError("resume continues a run in its own folder: drop --out")
-        run_dir = Path(resume)
-        saved = load_checkpoint(run_dir / LAST, kind=kind).config
-        task_values = saved["task"][kind]
-        changed = sorted(k for k, v in given_task.items() if v != task_values.get(k))
-        if changed:
-            raise ValueError("a resumed run keeps its data and model; these options differ "
-                             f"from the run's: {', '.join(changed)}")
-        train_values = {**saved["train"], **given_train}
-    else:
-        if out is None:
-            raise ValueError("give --out RUN_DIR (where the run is written)")
-        run_dir = Path(out)
-        if (run_dir / LAST).exists():
-            raise ValueError(f"{run_dir} already holds a run: --resume {run_dir} continues it, "
-                             "or choose another --out")
-        train_values = {**train_defaults, **given_train}
-    if time_budget is not None or max_steps is not None:
-        train_values["time_budget"] = None if time_budget is None else parse_duration(time_budget)
-        train_values["max_steps"] = max_steps
-    elif resume is None:
-        train_values["time_budget"] = default_budget
-    if resume is None:
-        suggested = recipe(train_values["time_budget"]) if recipe else {}
-        task_values = {**suggested, **given_task}
-    return LegacyPlan(run_dir, task_values, TrainConfig(**train_values), resume is not None)
-
-
-@dataclass
-class LegacyPlan:
-    run_dir: Path
-    task_values: dict
-    train: TrainConfig
-    resume: bool
-
-
 def execute(run_plan: Plan, build: Callable[[torch.device, distributed.DistContext], tuple],
             *, device="auto", progress: bool = True) -> tuple[TrainResult | None, torch.device]:
     """Train the task ``build(device, context)`` returns as ``(task, message, json_files)``.

@@ -3,7 +3,7 @@
 import torch
 
 from rnnkit.cli import main
-from rnnkit.tasks.hello import VOCABULARY, HelloConfig, format_slide, train_hello
+from rnnkit.synthetic.hello import VOCABULARY, HelloConfig, format_slide, train_hello
 
 
 def test_the_rnn_learns_hello() -> None:
