@@ -58,10 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         if trained.config.uses_scenes:
             test, _ = trained.eval_imageset(scenes=args.test_scenes, progress=False)
         else:
-            from rnnkit.tasks.caption import load_data
-
-            test = load_data(trained.config, cache_folder=run_dir / "features",
-                             progress=False).val
+            test = caption.CaptionTask.load_data(trained.config, run_dir=run_dir).val
         greedy = trained.evaluate(test, method="greedy")
         beam = trained.evaluate(test, method="beam", beam_size=args.beam_size)
         result = trained.result

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         trained = translate.train(run_dir, train=args.train, val=args.val,
                                   time_budget=args.budget, progress=False, **options)
         wall = time.perf_counter() - start
-        data = translate.load_data(trained.config)  # the same validation pairs as training
+        # the same validation pairs as training
+        data = translate.TranslateTask.load_data(trained.config)
         sources, references = data.val_texts
         summary = {"settings": options, "budget": args.budget, "steps": trained.result.steps,
                    "train_seconds": round(trained.result.train_seconds),

@@ -66,7 +66,9 @@ class Task:
         return {}
 
     @classmethod
-    def load_data(cls, config: Any, *, run_dir: Path, progress: bool) -> Any:
+    def load_data(cls, config: Any, *, run_dir: Path | None = None,
+                  progress: bool = False) -> Any:
+        """The run's data as ``config`` names it (``run_dir``: where a task may cache)."""
         raise NotImplementedError
 
     def build_model(self) -> nn.Module:

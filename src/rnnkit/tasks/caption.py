@@ -87,8 +87,12 @@ class CaptionConfig(CaptionFiles):
             return self.image_size
         return PRETRAINED_SIZE if self.model.pretrained else 64
 
-    def cache_folder(self, run_dir: Path) -> Path:
-        return Path(self.feature_cache) if self.feature_cache else run_dir / "features"
+    def cache_folder(self, run_dir: Path | None) -> Path:
+        if self.feature_cache:
+            return Path(self.feature_cache)
+        if run_dir is None:
+            raise ValueError("a pretrained CNN's features need a folder: give feature_cache")
+        return run_dir / "features"
 
 
 # ------------------------------------------------------------------------------------- data
@@ -98,47 +102,11 @@ def _val_files(config: CaptionConfig) -> CaptionFiles:
 
 
 def _file_images(items: list[CaptionedImage], config: CaptionConfig, frozen: nn.Module | None,
-                 cache_folder: Path, progress: bool) -> ImageSet:
+                 cache_folder: Path | None, progress: bool) -> ImageSet:
     """Pixels (the encoder trains), or a frozen encoder's features cached under its name and
     input size."""
     return image_sets.file_images(items, config.size, frozen, cache_folder,
                                   f"{config.model.encoder}-{config.size}", progress)
-
-
-def load_data(config: CaptionConfig, *, cache_folder: Path | None = None,
-              progress: bool = True) -> CaptionData:
-    """The training and validation images and captions, the vocabulary, and what was skipped."""
-    val_given = _val_files(config).given
-    if config.uses_scenes and val_given:
-        raise ValueError("validation data needs training data of the same kind: give "
-                         "--coco/--flickr/--csv too (or neither, for the built-in scenes)")
-    if config.uses_scenes and not config.model.trains_encoder:
-        raise ValueError("the built-in scenes train their own CNN: use --encoder smallvgg "
-                         "(or --finetune)")
-    model = config.model
-    frozen = None if model.trains_encoder else ImageCaptioner.frozen_encoder(model.encoder)
-    if config.uses_scenes:
-        train = image_sets.scene_images(config.scenes, SCENE_SEEDS["train"], config.size,
-                                        config.scene_objects)
-        val = image_sets.scene_images(max(1, config.scenes // 10), SCENE_SEEDS["val"],
-                                      config.size, config.scene_objects)
-        skipped, source = [], f"{config.scenes:,} built-in scenes"
-    else:
-        items, skipped = image_sets.read_files(config, config.skip_bad_records)
-        if val_given:
-            val_items, more = image_sets.read_files(_val_files(config), config.skip_bad_records)
-            skipped += more
-        else:
-            if len(items) < 2:
-                raise ValueError(f"need at least 2 images to hold some out for validation, got "
-                                 f"{len(items)}; or give validation data (--val-coco/"
-                                 "--val-flickr/--val-csv)")
-            items, val_items = base.held_out(items, config.val_fraction)
-        train = _file_images(items, config, frozen, cache_folder, progress)
-        val = _file_images(val_items, config, frozen, cache_folder, progress)
-        source = config.coco or config.flickr or config.csv
-    return CaptionData.build(train, val, min_count=config.min_count, max_len=model.max_len,
-                             skipped=skipped, source=source)
 
 
 # ------------------------------------------------------------------------------------- task
@@ -154,8 +122,42 @@ class CaptionTask(base.Task):
                       "warmup_steps": 100}
 
     @classmethod
-    def load_data(cls, config: CaptionConfig, *, run_dir: Path, progress: bool) -> CaptionData:
-        return load_data(config, cache_folder=config.cache_folder(run_dir), progress=progress)
+    def load_data(cls, config: CaptionConfig, *, run_dir: Path | None = None,
+                  progress: bool = False) -> CaptionData:
+        """The training and validation images and captions, the vocabulary, and what was skipped."""
+        val_given = _val_files(config).given
+        if config.uses_scenes and val_given:
+            raise ValueError("validation data needs training data of the same kind: give "
+                             "--coco/--flickr/--csv too (or neither, for the built-in scenes)")
+        if config.uses_scenes and not config.model.trains_encoder:
+            raise ValueError("the built-in scenes train their own CNN: use --encoder smallvgg "
+                             "(or --finetune)")
+        model = config.model
+        frozen = None if model.trains_encoder else ImageCaptioner.frozen_encoder(model.encoder)
+        if config.uses_scenes:
+            train = image_sets.scene_images(config.scenes, SCENE_SEEDS["train"], config.size,
+                                            config.scene_objects)
+            val = image_sets.scene_images(max(1, config.scenes // 10), SCENE_SEEDS["val"],
+                                          config.size, config.scene_objects)
+            skipped, source = [], f"{config.scenes:,} built-in scenes"
+        else:
+            items, skipped = image_sets.read_files(config, config.skip_bad_records)
+            if val_given:
+                val_items, more = image_sets.read_files(_val_files(config),
+                                                        config.skip_bad_records)
+                skipped += more
+            else:
+                if len(items) < 2:
+                    raise ValueError("need at least 2 images to hold some out for validation, "
+                                     f"got {len(items)}; or give validation data (--val-coco/"
+                                     "--val-flickr/--val-csv)")
+                items, val_items = base.held_out(items, config.val_fraction)
+            cache_folder = config.cache_folder(run_dir) if frozen is not None else None
+            train = _file_images(items, config, frozen, cache_folder, progress)
+            val = _file_images(val_items, config, frozen, cache_folder, progress)
+            source = config.coco or config.flickr or config.csv
+        return CaptionData.build(train, val, min_count=config.min_count, max_len=model.max_len,
+                                 skipped=skipped, source=source)
 
     def build_model(self) -> ImageCaptioner:
         model, data = self.settings.model, self.data

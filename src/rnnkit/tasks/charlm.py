@@ -70,21 +70,6 @@ class CharLMData:
     source: str  # what was read, for messages
 
 
-def load_data(config: CharLMConfig) -> CharLMData:
-    """Read, encode and split the text of a run (its vocabulary comes from the training text)."""
-    if config.text is None:
-        text, source = default_corpus(), "the built-in corpus (Python language reference)"
-    else:
-        text, source = read_text(config.text, errors=config.encoding_errors), config.text
-    if config.val is None:
-        vocab = CharVocab.from_text(text)
-        train_ids, val_ids = split_tail(vocab.encode(text), config.val_fraction)
-        return CharLMData(vocab, train_ids, val_ids, source)
-    val_text = read_text(config.val, errors=config.encoding_errors)
-    vocab = CharVocab.from_text(text + val_text)  # a character seen only in validation still
-    return CharLMData(vocab, vocab.encode(text), vocab.encode(val_text), source)  # has an id
-
-
 class CharLMTask(base.Task):
     """The text is one stream of characters cut into ``batch_size`` rows; each step reads the
     next ``seq_len`` characters of every row and carries the hidden state over (truncated
@@ -116,8 +101,21 @@ class CharLMTask(base.Task):
         return {}
 
     @classmethod
-    def load_data(cls, config: CharLMConfig, *, run_dir: Path, progress: bool) -> CharLMData:
-        return load_data(config)
+    def load_data(cls, config: CharLMConfig, *, run_dir: Path | None = None,
+                  progress: bool = False) -> CharLMData:
+        """Read, encode and split the text of a run (its vocabulary comes from the training
+        text)."""
+        if config.text is None:
+            text, source = default_corpus(), "the built-in corpus (Python language reference)"
+        else:
+            text, source = read_text(config.text, errors=config.encoding_errors), config.text
+        if config.val is None:
+            vocab = CharVocab.from_text(text)
+            train_ids, val_ids = split_tail(vocab.encode(text), config.val_fraction)
+            return CharLMData(vocab, train_ids, val_ids, source)
+        val_text = read_text(config.val, errors=config.encoding_errors)
+        vocab = CharVocab.from_text(text + val_text)  # a character seen only in validation still
+        return CharLMData(vocab, vocab.encode(text), vocab.encode(val_text), source)  # has an id
 
     def build_model(self) -> LanguageModel:
         return LanguageModel(replace(self.settings.model, vocab_size=len(self.data.vocab)))

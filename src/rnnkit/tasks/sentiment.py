@@ -71,31 +71,6 @@ def encode(examples: list[Example], encoder: TextEncoder,
             [labels.encode(e.label, e.source) for e in examples])
 
 
-def load_data(config: SentimentConfig) -> SentimentData:
-    if config.train is None:
-        raise ValueError("give the training data: --train FILE")
-    read = config.reading.read(config.train)
-    train, skipped = read.examples, read.skipped
-    if config.val is None:
-        train, val = base.held_out(train, config.val_fraction)
-    else:
-        read = config.reading.read(config.val)
-        val, skipped = read.examples, skipped + read.skipped
-    labels = LabelSet.from_examples(train)
-    vocab = WordVocab.build((tokenize(e.text, lowercase=config.lowercase) for e in train),
-                            min_freq=config.min_freq, max_size=config.max_vocab)
-    embedding, coverage = None, ""
-    if config.vectors_vocab < 0:
-        raise ValueError(f"vectors_vocab must be >= 0, got {config.vectors_vocab}")
-    if config.vectors:  # the vectors' frequent words join the vocabulary
-        vocab, embedding, coverage = with_vectors(
-            vocab, config.vectors, most_frequent=config.vectors_vocab,
-            lowercase=config.lowercase, encoding_errors=config.reading.encoding_errors)
-    encoder = text_encoder(config, vocab)
-    return SentimentData(vocab, labels, encode(train, encoder, labels),
-                         encode(val, encoder, labels), skipped, embedding, str(coverage))
-
-
 class SentimentTask(base.Task):
     """Texts in batches of similar length (shuffled per epoch from their own seed), the
     cross-entropy of their labels; the best checkpoint is the most accurate one."""
@@ -114,9 +89,30 @@ class SentimentTask(base.Task):
         self.val_batches = BucketBatches(*data.val, 128, shuffle=False)
 
     @classmethod
-    def load_data(cls, config: SentimentConfig, *, run_dir: Path,
-                  progress: bool) -> SentimentData:
-        return load_data(config)
+    def load_data(cls, config: SentimentConfig, *, run_dir: Path | None = None,
+                  progress: bool = False) -> SentimentData:
+        if config.train is None:
+            raise ValueError("give the training data: --train FILE")
+        read = config.reading.read(config.train)
+        train, skipped = read.examples, read.skipped
+        if config.val is None:
+            train, val = base.held_out(train, config.val_fraction)
+        else:
+            read = config.reading.read(config.val)
+            val, skipped = read.examples, skipped + read.skipped
+        labels = LabelSet.from_examples(train)
+        vocab = WordVocab.build((tokenize(e.text, lowercase=config.lowercase) for e in train),
+                                min_freq=config.min_freq, max_size=config.max_vocab)
+        embedding, coverage = None, ""
+        if config.vectors_vocab < 0:
+            raise ValueError(f"vectors_vocab must be >= 0, got {config.vectors_vocab}")
+        if config.vectors:  # the vectors' frequent words join the vocabulary
+            vocab, embedding, coverage = with_vectors(
+                vocab, config.vectors, most_frequent=config.vectors_vocab,
+                lowercase=config.lowercase, encoding_errors=config.reading.encoding_errors)
+        encoder = text_encoder(config, vocab)
+        return SentimentData(vocab, labels, encode(train, encoder, labels),
+                             encode(val, encoder, labels), skipped, embedding, str(coverage))
 
     def build_model(self) -> SequenceClassifier:
         data, settings = self.data, self.settings

@@ -73,25 +73,6 @@ def _read(paths: list[str], config: TranslateConfig):
                          encoding_errors=config.encoding_errors)
 
 
-def load_data(config: TranslateConfig) -> TranslationData:
-    """Read the pairs (validation: ``val``, else a held-out part of ``train``), learn both
-    languages' tokenizers from the training pairs, encode, and drop over-long training pairs."""
-    if not config.train:
-        raise ValueError("give the training data: --train PAIRS.tsv or --train SOURCE TARGET")
-    report = _read(config.train, config)
-    pairs, empty, skipped = report.pairs, report.empty, list(report.skipped)
-    if config.val:
-        val_report = _read(config.val, config)
-        val_pairs = val_report.pairs
-        empty, skipped = empty + val_report.empty, skipped + val_report.skipped
-    else:
-        pairs, val_pairs = base.held_out(pairs, config.val_fraction)
-    data = encode_pairs(pairs, val_pairs, tokenization=config.tokenization,
-                        vocab_size=config.vocab_size, min_freq=config.min_freq,
-                        lowercase=config.lowercase, max_len=config.max_len)
-    return replace(data, empty=empty, skipped=skipped)
-
-
 # ------------------------------------------------------------------------------------- task
 class TranslateTask(base.Task):
     """Batches of sentence pairs of similar source lengths, reshuffled each epoch; the loss is
@@ -113,9 +94,25 @@ class TranslateTask(base.Task):
         self.val_batches = PairBatches(*data.val, 128, shuffle=False)
 
     @classmethod
-    def load_data(cls, config: TranslateConfig, *, run_dir: Path,
-                  progress: bool) -> TranslationData:
-        return load_data(config)
+    def load_data(cls, config: TranslateConfig, *, run_dir: Path | None = None,
+                  progress: bool = False) -> TranslationData:
+        """Read the pairs (validation: ``val``, else a held-out part of ``train``), learn both
+        languages' tokenizers from the training pairs, encode, and drop over-long training
+        pairs."""
+        if not config.train:
+            raise ValueError("give the training data: --train PAIRS.tsv or --train SOURCE TARGET")
+        report = _read(config.train, config)
+        pairs, empty, skipped = report.pairs, report.empty, list(report.skipped)
+        if config.val:
+            val_report = _read(config.val, config)
+            val_pairs = val_report.pairs
+            empty, skipped = empty + val_report.empty, skipped + val_report.skipped
+        else:
+            pairs, val_pairs = base.held_out(pairs, config.val_fraction)
+        data = encode_pairs(pairs, val_pairs, tokenization=config.tokenization,
+                            vocab_size=config.vocab_size, min_freq=config.min_freq,
+                            lowercase=config.lowercase, max_len=config.max_len)
+        return replace(data, empty=empty, skipped=skipped)
 
     def build_model(self) -> Seq2Seq:
         return Seq2Seq(replace(

@@ -115,7 +115,8 @@ class VideoTask(base.Task):
     default_budget = 600.0  # early stop may end it sooner
 
     @classmethod
-    def load_data(cls, config: VideoConfig, *, run_dir: Path, progress: bool) -> VideoData:
+    def load_data(cls, config: VideoConfig, *, run_dir: Path | None = None,
+                  progress: bool = False) -> VideoData:
         """Training and validation clips, their labels, and what was skipped."""
         if config.uses_motions:
             motions = Path(config.motions_dir) if config.motions_dir else run_dir / "motions"
