@@ -2,7 +2,7 @@
 
 The reference loop (:meth:`Recurrent._loop`) is the lecture's picture made code: the same cell,
 with the same weights, applied at every step; a deep RNN feeds one level's outputs to the next
-as its inputs. The fast paths in :mod:`rnnkit.nn.fused` compute the same numbers (tested).
+as its inputs. The fast paths in :mod:`rnnkit.nn.engines` compute the same numbers (tested).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import fused
+from . import engines
 from .cells import GRUCell, LayerNormLSTMCell, LSTMCell, LSTMState, RecurrentCell, RNNCell, State
 
 CELL_KINDS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "layernorm_lstm")
-IMPLS = ("auto", "loop", *fused.ENGINES)
+IMPLS = ("auto", "loop", *engines.ENGINES)
 
 
 
@@ -141,7 +141,7 @@ class Recurrent(nn.Module):
             output, finals = self._loop(input, states, lengths, context, layer_masks,
                                         recurrent_masks)
         else:
-            output, finals = fused.run(engine, self.cells, self.num_layers, self.bidirectional,
+            output, finals = engines.run(engine, self.cells, self.num_layers, self.bidirectional,
                                        input, states, lengths, context, layer_masks,
                                        recurrent_masks)
         return output, self._stack_state(finals)
@@ -149,13 +149,13 @@ class Recurrent(nn.Module):
     def engine(self, device: torch.device, batch_size: int = 1, has_lengths: bool = False) -> str:
         """The implementation ``forward`` will use: ``"loop"``, ``"torch"`` or ``"scan"``."""
         has_recurrent_dropout = self.training and self.recurrent_dropout > 0
-        if self.impl == "torch" and not fused.torch_supports(self.cells[0],
+        if self.impl == "torch" and not engines.torch_supports(self.cells[0],
                                                              has_recurrent_dropout):
             raise ValueError(f"impl='torch' needs an rnn/lstm/gru cell without recurrent "
                              f"dropout in training; this layer is {self.extra_repr()}")
         if self.impl != "auto":
             return self.impl
-        return fused.choose_engine(self.cells[0], has_recurrent_dropout, device, batch_size,
+        return engines.choose_engine(self.cells[0], has_recurrent_dropout, device, batch_size,
                                    has_lengths)
 
     def _loop(self, x: Tensor, states: list, lengths: Tensor | None, context: Tensor | None,
@@ -386,4 +386,4 @@ def _where(running: Tensor, new: State, old: State) -> State:
 
 def _reverse_batch_first(x: Tensor, lengths: Tensor | None) -> Tensor:
     """Reverse each sequence of ``(B, T, F)`` within its own length."""
-    return fused.reverse_time(x.transpose(0, 1), lengths).transpose(0, 1)
+    return engines.reverse_time(x.transpose(0, 1), lengths).transpose(0, 1)

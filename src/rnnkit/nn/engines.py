@@ -1,4 +1,4 @@
-"""Fast paths for :class:`rnnkit.nn.Recurrent`: the same numbers as the reference loop, sooner.
+"""The engines of :class:`rnnkit.nn.Recurrent`: the same numbers as the reference loop, sooner.
 
 Two engines, chosen per configuration by :func:`choose_engine`:
 
