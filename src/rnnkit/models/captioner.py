@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..decoding import Sampler, beam_search, check_sampling
-from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating, make_cell
+from ..nn import LSTMState, Recurrent, check_cell, evaluating, make_cell
 
 __all__ = ["CONDITIONINGS", "DECODE_METHODS", "Caption", "Captioner", "CaptionerConfig"]
 
@@ -82,9 +82,7 @@ class CaptionerConfig:
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.cell not in CELL_KINDS:
-            raise ValueError(f"unknown cell {self.cell!r}: expected one of "
-                             + ", ".join(repr(k) for k in CELL_KINDS))
+        check_cell(self.cell)
         if self.conditioning not in CONDITIONINGS:
             raise ValueError(f"unknown conditioning {self.conditioning!r}: expected one of "
                              + ", ".join(repr(c) for c in CONDITIONINGS))

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating
+from ..nn import LSTMState, Recurrent, check_cell, evaluating
 from .encoders import SmallVGG, build_encoder
 
 __all__ = ["FrameModelConfig", "FrameSequenceModel"]
@@ -61,9 +61,7 @@ class FrameModelConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
-        if self.cell not in CELL_KINDS:
-            raise ValueError(f"unknown cell {self.cell!r}: expected one of "
-                             + ", ".join(repr(k) for k in CELL_KINDS))
+        check_cell(self.cell)
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}: expected one of "
                              + ", ".join(repr(p) for p in POOLINGS))

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..decoding import Sampler
-from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating
+from ..nn import LSTMState, Recurrent, check_cell, evaluating
 from ..nn.cells import LAYER_NORM_EPS, GRUCell, LayerNormLSTMCell, RecurrentCell, RNNCell, State
 from ..nn.gemm import mm_t
 
@@ -50,9 +50,7 @@ class LanguageModelConfig:
         if isinstance(E, bool) or not isinstance(E, int) or E < 0:
             raise ValueError(f"embedding_size must be an integer >= 0 (0 = one-hot input), "
                              f"got {E!r}")
-        if self.cell not in CELL_KINDS:
-            raise ValueError(f"unknown cell {self.cell!r}: expected one of "
-                             + ", ".join(repr(k) for k in CELL_KINDS))
+        check_cell(self.cell)
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
                 0 <= self.dropout < 1):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")

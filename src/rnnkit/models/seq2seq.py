@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..decoding import Sampler, beam_search, check_sampling, reorder_state
-from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating
+from ..nn import LSTMState, Recurrent, check_cell, evaluating
 
 __all__ = ["ATTENTIONS", "DECODE_METHODS", "BahdanauAttention", "LuongAttention", "Seq2Seq",
            "Seq2SeqConfig", "Translation"]
@@ -91,9 +91,7 @@ class Seq2SeqConfig:
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.cell not in CELL_KINDS:
-            raise ValueError(f"unknown cell {self.cell!r}: expected one of "
-                             + ", ".join(repr(k) for k in CELL_KINDS))
+        check_cell(self.cell)
         if self.attention not in ATTENTIONS:
             raise ValueError(f"unknown attention {self.attention!r}: expected one of "
                              + ", ".join(repr(a) for a in ATTENTIONS))

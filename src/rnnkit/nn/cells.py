@@ -31,7 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import RnnkitError
+
 LAYER_NORM_EPS = 1e-5
+CELL_KINDS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "layernorm_lstm")  # the names of the cells
 
 
 class LSTMState(NamedTuple):
@@ -312,3 +315,21 @@ class LayerNormLSTMCell(RecurrentCell):
         c_norm = F.layer_norm(c, c.shape[-1:], self.ln_c_weight, self.ln_c_bias, LAYER_NORM_EPS)
         h = torch.sigmoid(o) * torch.tanh(c_norm)
         return h, LSTMState(h, c)
+
+
+def check_cell(cell: str) -> str:
+    """``cell`` if it names a cell kind of :data:`CELL_KINDS`, else an error listing them."""
+    if cell not in CELL_KINDS:
+        raise RnnkitError(f"unknown cell {cell!r}: expected one of "
+                          + ", ".join(repr(k) for k in CELL_KINDS))
+    return cell
+
+
+def make_cell(cell: str, input_size: int, hidden_size: int, bias: bool = True,
+              context_size: int = 0) -> RecurrentCell:
+    """The cell of a kind in :data:`CELL_KINDS` (``"rnn_tanh"`` and ``"rnn_relu"`` are
+    :class:`RNNCell` with that nonlinearity)."""
+    if check_cell(cell).startswith("rnn_"):
+        return RNNCell(input_size, hidden_size, bias, cell[4:], context_size)
+    classes = {"lstm": LSTMCell, "gru": GRUCell, "layernorm_lstm": LayerNormLSTMCell}
+    return classes[cell](input_size, hidden_size, bias, context_size)

@@ -25,7 +25,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from . import gemm, scan
 from .cells import GRUCell, LayerNormLSTMCell, LSTMCell, LSTMState, RecurrentCell, RNNCell
 
-ENGINES = ("torch", "scan")
+ENGINES = ("auto", "loop", "torch", "scan")  # what Recurrent(engine=...) takes
 
 
 def torch_supports(cell: RecurrentCell, has_recurrent_dropout: bool) -> bool:

@@ -25,7 +25,7 @@ from ..data.text import (
     windows,
 )
 from ..models.language_model import LanguageModel, LanguageModelConfig, detach_state
-from ..nn import CELL_KINDS, LSTMState, evaluating
+from ..nn import LSTMState, check_cell, evaluating
 from ..train import distributed, run
 from ..train.run import open_run
 from ..train.runtime import resolve_device
@@ -68,8 +68,7 @@ class CharLMConfig:
     eval_batch_size: int = 64
 
     def __post_init__(self) -> None:
-        if self.cell not in CELL_KINDS:
-            raise ValueError(f"unknown cell {self.cell!r}: expected one of {', '.join(CELL_KINDS)}")
+        check_cell(self.cell)
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.encoding_errors not in ("strict", "replace"):
