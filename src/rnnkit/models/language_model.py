@@ -14,7 +14,7 @@ laid out for one step at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -23,8 +23,9 @@ from torch import Tensor, nn
 
 from ..decoding import Sampler
 from ..nn import LSTMState, Recurrent, check_cell, evaluating
-from ..nn.cells import LAYER_NORM_EPS, GRUCell, LayerNormLSTMCell, RecurrentCell, RNNCell, State
-from ..nn.gemm import mm_t
+from ..nn.cells import State
+from ..nn.engines import FastStep
+from ..nn.gemm import mm_t, torch_mm_t
 
 __all__ = ["LanguageModel", "LanguageModelConfig", "StepDecoder", "detach_state"]
 
@@ -245,14 +246,16 @@ class StepDecoder:
       computed for the whole vocabulary once, a table ``(V, G)`` (``G = gates * H``), and a
       step looks up one row per stream instead of a product (``table=None``: used while the
       table has at most ``MAX_TABLE`` entries).
-    * Per level one product ``W_hh h_{t-1}``, the input part added in the same call; LSTM
-      gates reordered ``i, f, o, g`` so that one sigmoid covers three of them; activations in
-      place; the cell's equations written out, without a module call's checks.
+    * Per level one :class:`rnnkit.nn.engines.FastStep`: the scan kernels' own step, one
+      product ``W_hh h_{t-1}`` with the input part added in the same call; LSTM gates reordered
+      ``i, f, o, g`` so that one sigmoid covers three of them; activations in place; no module
+      call's checks.
     * For several streams the products run on oneDNN (:func:`rnnkit.nn.gemm.mm_t`), for one
-      stream on torch's matrix-vector product (MKL). Measured here, ``(B, 512) x (512, 2048)``:
-      B = 1, torch 56 us on 1 or 2 threads, oneDNN 67 us on 1 and 45 us on 2 idle threads,
-      but it splits the row over threads and stalls when another process holds a core (a
-      whole sample once ran 7x slower); B = 3, oneDNN 74-120 us, torch 160-170 us.
+      stream on torch's matrix-vector product (MKL, :func:`rnnkit.nn.gemm.torch_mm_t`).
+      Measured here, ``(B, 512) x (512, 2048)``: B = 1, torch 56 us on 1 or 2 threads, oneDNN
+      67 us on 1 and 45 us on 2 idle threads, but it splits the row over threads and stalls
+      when another process holds a core (a whole sample once ran 7x slower); B = 3, oneDNN
+      74-120 us, torch 160-170 us.
 
     The weights are laid out at construction (some copied, some shared): after the model
     changes, build a new decoder.
@@ -276,16 +279,16 @@ class StepDecoder:
         is_lstm = isinstance(state, LSTMState)
         self.h = list((state.h if is_lstm else state).unbind(0))  # (L, B, H) -> L x (B, H)
         self.c = list(state.c.unbind(0)) if is_lstm else None
-        mm = _torch_mm_t if self.h[0].shape[0] == 1 else mm_t  # see above
+        mm = torch_mm_t if self.h[0].shape[0] == 1 else mm_t  # see above
         self.head = mm
         self.vocab_size = V
         self.one_hot_dtype = reference.dtype
         with torch.no_grad():
-            self.levels = [_Level(cell, mm) for cell in model.rnn.cells]
+            self.levels = [FastStep(cell, mm) for cell in model.rnn.cells]
             self.head_weight = model.head.weight.detach().contiguous()  # W_hy (V, H)
             self.head_bias = model.head.bias.detach()
             self.embedding = None if model.embedding is None else model.embedding.weight.detach()
-            G = self.levels[0].w_hh.shape[0]
+            G = self.levels[0].weights.w_hh.shape[0]
             self.table = None
             if table or (table is None and V * G <= self.MAX_TABLE):
                 vocabulary = torch.arange(V, device=reference.device)
@@ -314,88 +317,8 @@ class StepDecoder:
             if x is not None:
                 gi = level.input_gates(x)  # (B, I) -> (B, G)
             if c is None:
-                h[k] = level.recur(gi, h[k])
+                h[k], _ = level.step(gi, h[k])
             else:
-                h[k], c[k] = level.recur_lstm(gi, h[k], c[k])
+                h[k], c[k] = level.step(gi, h[k], c[k])
             x = h[k]  # the next level's input
         return self.head(x, self.head_weight, bias=self.head_bias)  # (B, H) -> (B, V)
-
-
-def _torch_mm_t(a: Tensor, b: Tensor, add: Tensor | None = None,
-                bias: Tensor | None = None) -> Tensor:
-    """:func:`rnnkit.nn.gemm.mm_t` by torch's own products (MKL on the CPU)."""
-    if add is not None:
-        return torch.addmm(add, a, b.t())
-    return F.linear(a, b, bias)
-
-
-class _Level:
-    """One level's weights, laid out for a step, and its step: the cell's equations, no checks.
-
-    The gate rows of LSTM cells are reordered ``i, f, o, g`` (sigmoid gates contiguous) in every
-    weight and bias; the biases that sit outside the nonlinearity are summed into the input part
-    (``b_ih + b_hh``), except the GRU's ``b_hn``, which sits inside ``r * (.)``.
-    """
-
-    def __init__(self, cell: RecurrentCell, mm: Callable[..., Tensor]) -> None:
-        self.mm = mm  # (a, w, add=None, bias=None) -> a @ w.T (+ add) (+ bias)
-        self.layer_norm = isinstance(cell, LayerNormLSTMCell)
-        self.relu = isinstance(cell, RNNCell) and cell.nonlinearity == "relu"
-        self.gru = isinstance(cell, GRUCell)
-        H = self.hidden_size = cell.hidden_size
-        order = None
-        if cell.has_cell_state:  # torch's blocks i, f, g, o -> i, f, o, g
-            order = torch.arange(4 * H, device=cell.weight_hh.device).view(4, H)[[0, 1, 3, 2]]
-            order = order.reshape(-1)
-
-        def rows(t: Tensor | None) -> Tensor | None:
-            if t is None:
-                return None
-            t = t.detach()
-            return (t if order is None else t.index_select(0, order)).contiguous()
-
-        self.w_ih, self.w_hh = rows(cell.weight_ih), rows(cell.weight_hh)
-        self.b_hh = None
-        if self.layer_norm:
-            self.b_in = rows(cell.gate_bias)  # added after the input norm
-            self.ln_ih, self.ln_hh = rows(cell.ln_ih_weight), rows(cell.ln_hh_weight)
-            self.ln_c_w, self.ln_c_b = cell.ln_c_weight.detach(), cell.ln_c_bias.detach()
-        elif self.gru:
-            self.b_in, self.b_hh = rows(cell.bias_ih), rows(cell.bias_hh)
-        else:
-            self.b_in = None if cell.bias_ih is None else rows(cell.bias_ih + cell.bias_hh)
-
-    def input_gates(self, x: Tensor) -> Tensor:
-        """The part of the gates that does not depend on ``h``: ``(N, I) -> (N, G)``."""
-        if not self.layer_norm:
-            return self.mm(x, self.w_ih, bias=self.b_in)
-        gates = F.layer_norm(self.mm(x, self.w_ih), self.w_ih.shape[:1], self.ln_ih, None,
-                             LAYER_NORM_EPS)
-        return gates if self.b_in is None else gates.add_(self.b_in)
-
-    def recur(self, gi: Tensor, h: Tensor) -> Tensor:
-        """Vanilla RNN and GRU: ``h_t`` from the input part ``gi`` ``(B, G)`` and ``h_{t-1}``."""
-        if not self.gru:
-            pre = self.mm(h, self.w_hh, add=gi)  # (B, H) x (H, H) + (B, H)
-            return pre.clamp_min_(0) if self.relu else pre.tanh_()
-        gh = self.mm(h, self.w_hh, bias=self.b_hh)  # (B, H) x (H, 3H) + b_hh
-        gi_rz, gi_n = gi.split([2 * self.hidden_size, self.hidden_size], dim=1)
-        gh_rz, gh_n = gh.split([2 * self.hidden_size, self.hidden_size], dim=1)
-        r, z = torch.add(gi_rz, gh_rz).sigmoid_().chunk(2, dim=1)
-        n = torch.addcmul(gi_n, r, gh_n).tanh_()
-        return torch.sub(h, n).mul_(z).add_(n)  # (1 - z) n + z h = n + z (h - n)
-
-    def recur_lstm(self, gi: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-        """(Layer-norm) LSTM: ``(h_t, c_t)`` from ``gi`` ``(B, 4H)`` and ``(h, c)_{t-1}``."""
-        if self.layer_norm:
-            y = self.mm(h, self.w_hh)  # (B, H) x (H, 4H)
-            a = F.layer_norm(y, y.shape[1:], self.ln_hh, None, LAYER_NORM_EPS).add_(gi)
-        else:
-            a = self.mm(h, self.w_hh, add=gi)  # (B, H) x (H, 4H) + (B, 4H)
-        sigmoids, g = a.split([3 * self.hidden_size, self.hidden_size], dim=1)
-        i, f, o = sigmoids.sigmoid_().chunk(3, dim=1)
-        c = torch.mul(f, c).addcmul_(i, g.tanh_())  # c_t = f c_{t-1} + i g
-        if self.layer_norm:
-            c_norm = F.layer_norm(c, c.shape[1:], self.ln_c_w, self.ln_c_b, LAYER_NORM_EPS)
-            return c_norm.tanh_().mul_(o), c
-        return torch.tanh(c).mul_(o), c
