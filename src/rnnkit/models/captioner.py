@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..decoding import Sampler, beam_search, check_sampling
+from ..errors import RnnkitError
 from ..nn import LSTMState, Recurrent, check_cell, evaluating, make_cell
 
 __all__ = ["CONDITIONINGS", "DECODE_METHODS", "Caption", "Captioner", "CaptionerConfig"]
@@ -81,27 +82,27 @@ class CaptionerConfig:
                      "num_layers", "attention_size", "max_len"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
         check_cell(self.cell)
         if self.conditioning not in CONDITIONINGS:
-            raise ValueError(f"unknown conditioning {self.conditioning!r}: expected one of "
-                             + ", ".join(repr(c) for c in CONDITIONINGS))
+            raise RnnkitError(f"unknown conditioning {self.conditioning!r}: expected one of "
+                              + ", ".join(repr(c) for c in CONDITIONINGS))
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
                 0 <= self.dropout < 1):
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+            raise RnnkitError(f"dropout must be in [0, 1), got {self.dropout!r}")
         specials = {}
         for name in ("pad_index", "unk_index", "start_index", "end_index"):
             value = getattr(self, name)
             if not _is_int(value) or not 0 <= value < self.vocab_size:
-                raise ValueError(f"{name} must be an id in [0, {self.vocab_size}) (the "
-                                 f"vocabulary), got {value!r}")
+                raise RnnkitError(f"{name} must be an id in [0, {self.vocab_size}) (the "
+                                  f"vocabulary), got {value!r}")
             if value in specials:
-                raise ValueError(f"{name} and {specials[value]} must differ, got {value} for "
-                                 "both")
+                raise RnnkitError(f"{name} and {specials[value]} must differ, got {value} for "
+                                  "both")
             specials[value] = name
         if self.vocab_size < 5:
-            raise ValueError(f"vocab_size must leave room for words beside the four special "
-                             f"tokens (at least 5), got {self.vocab_size}")
+            raise RnnkitError(f"vocab_size must leave room for words beside the four special "
+                              f"tokens (at least 5), got {self.vocab_size}")
 
 
 class Caption(NamedTuple):
@@ -287,12 +288,12 @@ class Captioner(nn.Module):
             lengths = torch.as_tensor(lengths)
             if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex() or (
                     lengths.dtype == torch.bool):
-                raise ValueError(f"expected lengths as {B} integers (B,), got {lengths.dtype} "
-                                 f"of shape {tuple(lengths.shape)}")
+                raise RnnkitError(f"expected lengths as {B} integers (B,), got {lengths.dtype} "
+                                  f"of shape {tuple(lengths.shape)}")
             low, high = (int(v) for v in torch.aminmax(lengths))
             if low < 2 or high > T:
-                raise ValueError(f"expected every length in [2, T={T}] (<START> and <END> "
-                                 f"count), got lengths from {low} to {high}")
+                raise RnnkitError(f"expected every length in [2, T={T}] (<START> and <END> "
+                                  f"count), got lengths from {low} to {high}")
             steps = torch.arange(1, T, device=captions.device)  # target t+1 sits at position t+1
             scored = scored & (steps < lengths.to(captions.device).unsqueeze(1))
         return scored
@@ -302,8 +303,8 @@ class Captioner(nn.Module):
         """The attention ``(B, T-1, R)`` with which each target ``captions[:, 1:]`` is predicted
         under teacher forcing (rows sum to 1), in evaluation mode. ``"attention"`` only."""
         if self.config.conditioning != "attention":
-            raise ValueError(f"attention weights need conditioning='attention'; this model "
-                             f"uses {self.config.conditioning!r}")
+            raise RnnkitError(f"attention weights need conditioning='attention'; this model "
+                              f"uses {self.config.conditioning!r}")
         features = self._check_features(features)
         captions = self._check_captions(captions, features.shape[0])
         with evaluating(self):
@@ -409,17 +410,17 @@ class Captioner(nn.Module):
         the same prefix (tested).
         """
         if method not in DECODE_METHODS:
-            raise ValueError(f"unknown method {method!r}: expected one of "
-                             + ", ".join(repr(m) for m in DECODE_METHODS))
+            raise RnnkitError(f"unknown method {method!r}: expected one of "
+                              + ", ".join(repr(m) for m in DECODE_METHODS))
         check_sampling(temperature, top_k)
         max_len = self.config.max_len if max_len is None else max_len
         if not _is_int(max_len) or max_len < 1:
-            raise ValueError(f"max_len must be a positive integer, got {max_len!r}")
+            raise RnnkitError(f"max_len must be a positive integer, got {max_len!r}")
         if not _is_int(n_best) or n_best < 1:
-            raise ValueError(f"n_best must be a positive integer, got {n_best!r}")
+            raise RnnkitError(f"n_best must be a positive integer, got {n_best!r}")
         if method == "greedy" and n_best != 1:
-            raise ValueError(f"greedy decoding has one caption per image: n_best must be 1, "
-                             f"got {n_best} (use method='beam' or 'sample')")
+            raise RnnkitError(f"greedy decoding has one caption per image: n_best must be 1, "
+                              f"got {n_best} (use method='beam' or 'sample')")
         features = self._check_features(features)
         with evaluating(self):
             if method == "beam":
@@ -505,22 +506,22 @@ class Captioner(nn.Module):
             got = (f"{features.dtype} of shape {tuple(features.shape)}"
                    if isinstance(features, Tensor) else type(features).__name__)
             needs = " (attention needs the grid)" if grid_only else ""
-            raise ValueError(f"expected features as a float tensor {shapes}{needs}, got {got}")
+            raise RnnkitError(f"expected features as a float tensor {shapes}{needs}, got {got}")
         return features.to(self.head.weight)
 
     def _check_captions(self, captions: Tensor, B: int) -> Tensor:
         if not isinstance(captions, Tensor) or captions.is_floating_point() or (
                 captions.is_complex() or captions.dtype == torch.bool):
             got = captions.dtype if isinstance(captions, Tensor) else type(captions).__name__
-            raise ValueError(f"expected captions as integer token ids (int64), got {got}")
+            raise RnnkitError(f"expected captions as integer token ids (int64), got {got}")
         if captions.dim() != 2 or captions.shape[0] != B or captions.shape[1] < 2:
-            raise ValueError(f"expected captions of shape (B={B}, T >= 2) (<START> and at least "
-                             f"one target), got {tuple(captions.shape)}")
+            raise RnnkitError(f"expected captions of shape (B={B}, T >= 2) (<START> and at least "
+                              f"one target), got {tuple(captions.shape)}")
         V = self.config.vocab_size
         low, high = (int(v) for v in torch.aminmax(captions))
         if low < 0 or high >= V:
-            raise ValueError(f"expected captions in [0, {V}) (the vocabulary), got ids from "
-                             f"{low} to {high}")
+            raise RnnkitError(f"expected captions in [0, {V}) (the vocabulary), got ids from "
+                              f"{low} to {high}")
         return captions.to(device=self.head.weight.device, dtype=torch.long)
 
 

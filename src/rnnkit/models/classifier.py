@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import RnnkitError
 from ..nn import LSTMState, Recurrent, check_cell, evaluating
 
 __all__ = ["POOLINGS", "AttentionPooling", "ClassifierConfig", "SequenceClassifier"]
@@ -61,27 +62,27 @@ class ClassifierConfig:
                      "num_layers", "attention_size"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
         if self.num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
+            raise RnnkitError(f"num_classes must be at least 2, got {self.num_classes}")
         check_cell(self.cell)
         if self.pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {self.pooling!r}: expected one of "
-                             + ", ".join(repr(k) for k in POOLINGS))
+            raise RnnkitError(f"unknown pooling {self.pooling!r}: expected one of "
+                              + ", ".join(repr(k) for k in POOLINGS))
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
                 0 <= self.dropout < 1):
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+            raise RnnkitError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if isinstance(self.word_dropout, bool) or not isinstance(
                 self.word_dropout, (int, float)) or not 0 <= self.word_dropout < 1:
-            raise ValueError(f"word_dropout must be in [0, 1), got {self.word_dropout!r}")
+            raise RnnkitError(f"word_dropout must be in [0, 1), got {self.word_dropout!r}")
         for name in ("bidirectional", "freeze_embedding"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+                raise RnnkitError(f"{name} must be True or False, got {getattr(self, name)!r}")
         for name in ("padding_index", "unk_index"):
             value = getattr(self, name)
             if not _is_int(value) or not 0 <= value < self.vocab_size:
-                raise ValueError(f"{name} must be an id in [0, {self.vocab_size}) (the "
-                                 f"vocabulary), got {value!r}")
+                raise RnnkitError(f"{name} must be an id in [0, {self.vocab_size}) (the "
+                                  f"vocabulary), got {value!r}")
 
     @property
     def feature_size(self) -> int:
@@ -169,11 +170,11 @@ class SequenceClassifier(nn.Module):
         expected = tuple(self.embedding.weight.shape)
         if not isinstance(matrix, Tensor) or not matrix.is_floating_point():
             got = matrix.dtype if isinstance(matrix, Tensor) else type(matrix).__name__
-            raise ValueError(f"expected a pretrained embedding as a float tensor (V, E) = "
-                             f"{expected}, got {got}")
+            raise RnnkitError(f"expected a pretrained embedding as a float tensor (V, E) = "
+                              f"{expected}, got {got}")
         if tuple(matrix.shape) != expected:
-            raise ValueError(f"expected a pretrained embedding of shape (V, E) = {expected} "
-                             f"(vocab_size, embedding_size), got {tuple(matrix.shape)}")
+            raise RnnkitError(f"expected a pretrained embedding of shape (V, E) = {expected} "
+                              f"(vocab_size, embedding_size), got {tuple(matrix.shape)}")
         with torch.no_grad():
             self.embedding.weight.copy_(matrix)
 
@@ -253,8 +254,8 @@ class SequenceClassifier(nn.Module):
         """The attention pooling's weights ``(B, T)`` (0 at padding, rows sum to 1), in
         evaluation mode: which steps the sentence vector is made of."""
         if self.attention is None:
-            raise ValueError(f"attention weights need pooling='attention'; this model pools "
-                             f"with {self.config.pooling!r}")
+            raise RnnkitError(f"attention weights need pooling='attention'; this model pools "
+                              f"with {self.config.pooling!r}")
         with evaluating(self):
             _, weights = self.encode(ids, lengths)
         return weights
@@ -277,14 +278,14 @@ class SequenceClassifier(nn.Module):
           target (Zeiler & Fergus 2014; Li et al. 2016). All ``T`` variants run as one batch.
         """
         if method not in EXPLAIN_METHODS:
-            raise ValueError(f"unknown method {method!r}: expected one of "
-                             + ", ".join(repr(m) for m in EXPLAIN_METHODS))
+            raise RnnkitError(f"unknown method {method!r}: expected one of "
+                              + ", ".join(repr(m) for m in EXPLAIN_METHODS))
         if isinstance(ids, Tensor) and ids.dim() == 1:
             ids = ids.unsqueeze(0)  # (T,) -> (1, T)
         ids = self._check_ids(ids)
         if ids.shape[0] != 1:
-            raise ValueError(f"explain takes one sequence, (T,) or (1, T), got "
-                             f"{tuple(ids.shape)}")
+            raise RnnkitError(f"explain takes one sequence, (T,) or (1, T), got "
+                              f"{tuple(ids.shape)}")
         with evaluating(self):
             if method == "grad_x_input":
                 return self._grad_x_input(ids, target)
@@ -307,14 +308,14 @@ class SequenceClassifier(nn.Module):
         full = logits.log_softmax(dim=-1)[0, target]
         if unk_index is None:
             if T == 1:
-                raise ValueError("occlusion by removal needs at least two tokens; pass "
-                                 "unk_index to replace the token instead")
+                raise RnnkitError("occlusion by removal needs at least two tokens; pass "
+                                  "unk_index to replace the token instead")
             keep = ~torch.eye(T, dtype=torch.bool, device=ids.device)  # (T, T): row t drops t
             variants = ids.expand(T, T)[keep].view(T, T - 1)  # (T, T-1)
         else:
             if not _is_int(unk_index) or not 0 <= unk_index < self.config.vocab_size:
-                raise ValueError(f"unk_index must be an id in [0, {self.config.vocab_size}) or "
-                                 f"None (remove the token), got {unk_index!r}")
+                raise RnnkitError(f"unk_index must be an id in [0, {self.config.vocab_size}) or "
+                                  f"None (remove the token), got {unk_index!r}")
             variants = ids.repeat(T, 1)  # (1, T) -> (T, T): row t has token t replaced
             variants.fill_diagonal_(unk_index)
         occluded, _ = self._classify(self.embedding(variants), None)  # (T, C)
@@ -327,14 +328,14 @@ class SequenceClassifier(nn.Module):
             raise TypeError(f"expected ids as a tensor of token ids (B, T), got "
                             f"{type(ids).__name__}")
         if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-            raise ValueError(f"expected ids as integer token ids (int64), got {ids.dtype}")
+            raise RnnkitError(f"expected ids as integer token ids (int64), got {ids.dtype}")
         if ids.dim() != 2 or ids.numel() == 0:
-            raise ValueError(f"expected ids of shape (B, T), non-empty, got {tuple(ids.shape)}")
+            raise RnnkitError(f"expected ids of shape (B, T), non-empty, got {tuple(ids.shape)}")
         V = self.config.vocab_size
         low, high = (int(v) for v in torch.aminmax(ids))
         if low < 0 or high >= V:
-            raise ValueError(f"expected ids in [0, {V}) (the vocabulary), got ids from {low} "
-                             f"to {high}")
+            raise RnnkitError(f"expected ids in [0, {V}) (the vocabulary), got ids from {low} "
+                              f"to {high}")
         return ids.to(device=self.head.weight.device, dtype=torch.long)
 
     def _check_lengths(self, lengths: Tensor | None, B: int, T: int) -> Tensor | None:
@@ -343,12 +344,12 @@ class SequenceClassifier(nn.Module):
         lengths = torch.as_tensor(lengths)
         if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex() or (
                 lengths.dtype == torch.bool):
-            raise ValueError(f"expected lengths as {B} integers (B,), got {lengths.dtype} of "
-                             f"shape {tuple(lengths.shape)}")
+            raise RnnkitError(f"expected lengths as {B} integers (B,), got {lengths.dtype} of "
+                              f"shape {tuple(lengths.shape)}")
         low, high = (int(v) for v in torch.aminmax(lengths))
         if low < 1 or high > T:
-            raise ValueError(f"expected every length in [1, T={T}], got lengths from {low} to "
-                             f"{high}")
+            raise RnnkitError(f"expected every length in [1, T={T}], got lengths from {low} to "
+                              f"{high}")
         return lengths.to(device=self.head.weight.device, dtype=torch.long)
 
     def _check_targets(self, targets: Tensor, B: int) -> Tensor:
@@ -358,10 +359,10 @@ class SequenceClassifier(nn.Module):
                 targets.dtype == torch.bool):
             got = (f"{targets.dtype} of shape {tuple(targets.shape)}"
                    if isinstance(targets, Tensor) else type(targets).__name__)
-            raise ValueError(f"expected targets as {B} integer class ids (B,), got {got}")
+            raise RnnkitError(f"expected targets as {B} integer class ids (B,), got {got}")
         low, high = (int(v) for v in torch.aminmax(targets))
         if low < 0 or high >= C:
-            raise ValueError(f"expected targets in [0, {C}) (the classes), got {low} to {high}")
+            raise RnnkitError(f"expected targets in [0, {C}) (the classes), got {low} to {high}")
         return targets.to(device=self.head.weight.device, dtype=torch.long)
 
     def _check_target_class(self, target: int | None, logits: Tensor) -> int:
@@ -369,6 +370,6 @@ class SequenceClassifier(nn.Module):
             return int(logits[0].argmax())
         C = self.config.num_classes
         if not _is_int(target) or not 0 <= target < C:
-            raise ValueError(f"target must be a class id in [0, {C}) or None (the predicted "
-                             f"class), got {target!r}")
+            raise RnnkitError(f"target must be a class id in [0, {C}) or None (the predicted "
+                              f"class), got {target!r}")
         return int(target)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import RnnkitError
 from ..nn import LSTMState, Recurrent, check_cell, evaluating
 from .encoders import SmallVGG, build_encoder
 
@@ -58,15 +59,15 @@ class FrameModelConfig:
                      "num_layers", "cnn_width"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
         if self.num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
+            raise RnnkitError(f"num_classes must be at least 2, got {self.num_classes}")
         check_cell(self.cell)
         if self.pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {self.pooling!r}: expected one of "
-                             + ", ".join(repr(p) for p in POOLINGS))
+            raise RnnkitError(f"unknown pooling {self.pooling!r}: expected one of "
+                              + ", ".join(repr(p) for p in POOLINGS))
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+            raise RnnkitError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
 
 class FrameSequenceModel(nn.Module):

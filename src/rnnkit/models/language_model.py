@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..decoding import Sampler
+from ..errors import RnnkitError
 from ..nn import LSTMState, Recurrent, check_cell, evaluating
 from ..nn.cells import State
 from ..nn.engines import FastStep
@@ -46,24 +47,24 @@ class LanguageModelConfig:
         for name in ("vocab_size", "num_layers", "hidden_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
         E = self.embedding_size
         if isinstance(E, bool) or not isinstance(E, int) or E < 0:
-            raise ValueError(f"embedding_size must be an integer >= 0 (0 = one-hot input), "
-                             f"got {E!r}")
+            raise RnnkitError(f"embedding_size must be an integer >= 0 (0 = one-hot input), "
+                              f"got {E!r}")
         check_cell(self.cell)
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
                 0 <= self.dropout < 1):
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+            raise RnnkitError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not isinstance(self.tie_weights, bool):
-            raise ValueError(f"tie_weights must be True or False, got {self.tie_weights!r}")
+            raise RnnkitError(f"tie_weights must be True or False, got {self.tie_weights!r}")
         if self.tie_weights and E == 0:
-            raise ValueError("tie_weights needs a learned embedding (embedding_size > 0); the "
-                             "one-hot input (embedding_size=0) has no matrix to share")
+            raise RnnkitError("tie_weights needs a learned embedding (embedding_size > 0); the "
+                              "one-hot input (embedding_size=0) has no matrix to share")
         if self.tie_weights and self.hidden_size != E:
-            raise ValueError(f"tie_weights needs embedding_size == hidden_size (W_hy is the "
-                             f"(V, E) embedding used as (V, H)), got embedding_size={E}, "
-                             f"hidden_size={self.hidden_size}")
+            raise RnnkitError(f"tie_weights needs embedding_size == hidden_size (W_hy is the "
+                              f"(V, E) embedding used as (V, H)), got embedding_size={E}, "
+                              f"hidden_size={self.hidden_size}")
 
 
 def detach_state(state: State | None) -> State | None:
@@ -159,8 +160,8 @@ class LanguageModel(nn.Module):
                     targets.is_floating_point() or targets.is_complex()):
                 got = (f"{targets.dtype} of shape {tuple(targets.shape)}"
                        if isinstance(targets, Tensor) else type(targets).__name__)
-                raise ValueError(f"expected targets as integer ids of the shape of idx "
-                                 f"{tuple(idx.shape)}, got {got}")
+                raise RnnkitError(f"expected targets as integer ids of the shape of idx "
+                                  f"{tuple(idx.shape)}, got {got}")
             # (B, T, V) -> (B*T, V) against (B, T) -> (B*T,): the mean over every target
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                    targets.reshape(-1).long())
@@ -175,15 +176,15 @@ class LanguageModel(nn.Module):
             raise TypeError(f"expected {name} as a tensor of token ids {shapes}, got "
                             f"{type(ids).__name__}")
         if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-            raise ValueError(f"expected {name} as integer token ids (int64), got {ids.dtype}")
+            raise RnnkitError(f"expected {name} as integer token ids (int64), got {ids.dtype}")
         if ids.dim() not in dims or ids.numel() == 0:
-            raise ValueError(f"expected {name} of shape {shapes}, non-empty, got "
-                             f"{tuple(ids.shape)}")
+            raise RnnkitError(f"expected {name} of shape {shapes}, non-empty, got "
+                              f"{tuple(ids.shape)}")
         V = self.config.vocab_size
         low, high = (int(v) for v in torch.aminmax(ids))
         if low < 0 or high >= V:
-            raise ValueError(f"expected {name} in [0, {V}) (the vocabulary), got ids from {low}"
-                             f" to {high}")
+            raise RnnkitError(f"expected {name} in [0, {V}) (the vocabulary), got ids from {low}"
+                              f" to {high}")
         return ids.to(device=self.head.weight.device, dtype=torch.long)
 
     # ------------------------------------------------------------------------ generation
@@ -213,7 +214,7 @@ class LanguageModel(nn.Module):
         """
         prime = self._check_ids(prime, "prime", "(P,) or (B, P)")
         if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-            raise ValueError(f"length must be an integer >= 0, got {length!r}")
+            raise RnnkitError(f"length must be an integer >= 0, got {length!r}")
         sampler = Sampler(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
                           generator=generator)
         return self._generate(prime.reshape(-1, prime.shape[-1]), length, sampler)  # (B, P)

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..decoding import Sampler, beam_search, check_sampling, reorder_state
+from ..errors import RnnkitError
 from ..nn import LSTMState, Recurrent, check_cell, evaluating
 
 __all__ = ["ATTENTIONS", "DECODE_METHODS", "BahdanauAttention", "LuongAttention", "Seq2Seq",
@@ -90,38 +91,38 @@ class Seq2SeqConfig:
                      "encoder_layers", "decoder_layers"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
         check_cell(self.cell)
         if self.attention not in ATTENTIONS:
-            raise ValueError(f"unknown attention {self.attention!r}: expected one of "
-                             + ", ".join(repr(a) for a in ATTENTIONS))
+            raise RnnkitError(f"unknown attention {self.attention!r}: expected one of "
+                              + ", ".join(repr(a) for a in ATTENTIONS))
         for name in ("bidirectional_encoder", "input_feeding", "reverse_source",
                      "tie_embeddings"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+                raise RnnkitError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.bidirectional_encoder and self.hidden_size % 2:
-            raise ValueError(f"a bidirectional encoder splits hidden_size between its two "
-                             f"directions: expected an even hidden_size, got {self.hidden_size}")
+            raise RnnkitError(f"a bidirectional encoder splits hidden_size between its two "
+                              f"directions: expected an even hidden_size, got {self.hidden_size}")
         if self.input_feeding and self.attention not in ("dot", "general"):
-            raise ValueError(f"input_feeding feeds Luong's attentional vector: expected "
-                             f"attention 'dot' or 'general', got {self.attention!r}")
+            raise RnnkitError(f"input_feeding feeds Luong's attentional vector: expected "
+                              f"attention 'dot' or 'general', got {self.attention!r}")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
                 0 <= self.dropout < 1):
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+            raise RnnkitError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if min(self.source_vocab_size, self.target_vocab_size) < 5:
-            raise ValueError(f"the vocabularies must leave room for words beside the four "
-                             f"special tokens (at least 5 each), got {self.source_vocab_size} "
-                             f"and {self.target_vocab_size}")
+            raise RnnkitError(f"the vocabularies must leave room for words beside the four "
+                              f"special tokens (at least 5 each), got {self.source_vocab_size} "
+                              f"and {self.target_vocab_size}")
         size = min(self.source_vocab_size, self.target_vocab_size)
         specials: dict[int, str] = {}
         for name in ("pad_index", "unk_index", "start_index", "end_index"):
             value = getattr(self, name)
             if not _is_int(value) or not 0 <= value < size:
-                raise ValueError(f"{name} must be an id in [0, {size}) (both vocabularies), "
-                                 f"got {value!r}")
+                raise RnnkitError(f"{name} must be an id in [0, {size}) (both vocabularies), "
+                                  f"got {value!r}")
             if value in specials:
-                raise ValueError(f"{name} and {specials[value]} must differ, got {value} for "
-                                 "both")
+                raise RnnkitError(f"{name} and {specials[value]} must differ, got {value} for "
+                                  "both")
             specials[value] = name
 
 
@@ -174,7 +175,7 @@ class LuongAttention(nn.Module):
     def __init__(self, kind: str, size: int) -> None:
         super().__init__()
         if kind not in ("dot", "general"):
-            raise ValueError(f"expected kind 'dot' or 'general', got {kind!r}")
+            raise RnnkitError(f"expected kind 'dot' or 'general', got {kind!r}")
         self.kind = kind
         self.weight = nn.Parameter(torch.empty(size, size)) if kind == "general" else None
         if self.weight is not None:
@@ -331,8 +332,8 @@ class Seq2Seq(nn.Module):
                                     ("label_smoothing", label_smoothing, False)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
                     0 <= value <= 1 if closed else 0 <= value < 1):
-                raise ValueError(f"{name} must be in [0, 1{']' if closed else ')'}, got "
-                                 f"{value!r}")
+                raise RnnkitError(f"{name} must be in [0, 1{']' if closed else ')'}, got "
+                                  f"{value!r}")
         memory, mask, initial = self.encode(source, source_lengths)
         target = self._check_target(target, memory.shape[0])
         inputs, targets = target[:, :-1], target[:, 1:]  # (B, T) -> (B, T-1) each
@@ -513,16 +514,16 @@ class Seq2Seq(nn.Module):
         the same prefix (tested).
         """
         if method not in DECODE_METHODS:
-            raise ValueError(f"unknown method {method!r}: expected one of "
-                             + ", ".join(repr(m) for m in DECODE_METHODS))
+            raise RnnkitError(f"unknown method {method!r}: expected one of "
+                              + ", ".join(repr(m) for m in DECODE_METHODS))
         check_sampling(temperature)
         if max_len is not None and (not _is_int(max_len) or max_len < 1):
-            raise ValueError(f"max_len must be a positive integer (or None), got {max_len!r}")
+            raise RnnkitError(f"max_len must be a positive integer (or None), got {max_len!r}")
         if not _is_int(n_best) or n_best < 1:
-            raise ValueError(f"n_best must be a positive integer, got {n_best!r}")
+            raise RnnkitError(f"n_best must be a positive integer, got {n_best!r}")
         if method == "greedy" and n_best != 1:
-            raise ValueError(f"greedy decoding has one translation per sentence: n_best must be "
-                             f"1, got {n_best} (use method='beam' or 'sample')")
+            raise RnnkitError(f"greedy decoding has one translation per sentence: n_best must be "
+                              f"1, got {n_best} (use method='beam' or 'sample')")
         with evaluating(self):
             memory, mask, initial = self.encode(source, source_lengths)
             lengths = mask.sum(dim=1)  # (B,)
@@ -637,20 +638,20 @@ class Seq2Seq(nn.Module):
         if not isinstance(source, Tensor) or source.is_floating_point() or (
                 source.is_complex() or source.dtype == torch.bool):
             got = source.dtype if isinstance(source, Tensor) else type(source).__name__
-            raise ValueError(f"expected source as integer token ids (int64), got {got}")
+            raise RnnkitError(f"expected source as integer token ids (int64), got {got}")
         if source.dim() != 2 or 0 in source.shape:
-            raise ValueError(f"expected source of shape (B, S), non-empty, got "
-                             f"{tuple(source.shape)}")
+            raise RnnkitError(f"expected source of shape (B, S), non-empty, got "
+                              f"{tuple(source.shape)}")
         B, S = source.shape
         lengths = torch.as_tensor(lengths)
         if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex() or (
                 lengths.dtype == torch.bool):
-            raise ValueError(f"expected source_lengths as {B} integers (B,), got "
-                             f"{lengths.dtype} of shape {tuple(lengths.shape)}")
+            raise RnnkitError(f"expected source_lengths as {B} integers (B,), got "
+                              f"{lengths.dtype} of shape {tuple(lengths.shape)}")
         low, high = (int(v) for v in torch.aminmax(lengths))
         if low < 1 or high > S:
-            raise ValueError(f"expected every source length in [1, S={S}], got lengths from "
-                             f"{low} to {high}")
+            raise RnnkitError(f"expected every source length in [1, S={S}], got lengths from "
+                              f"{low} to {high}")
         device = self.head.weight.device
         source = source.to(device=device, dtype=torch.long)
         lengths = lengths.to(device=device, dtype=torch.long)
@@ -658,8 +659,8 @@ class Seq2Seq(nn.Module):
         V = self.config.source_vocab_size
         ids = source[real]  # what lies past a length is padding, whatever its ids
         if ids.min() < 0 or ids.max() >= V:
-            raise ValueError(f"expected source ids in [0, {V}) (the vocabulary), got ids from "
-                             f"{int(ids.min())} to {int(ids.max())}")
+            raise RnnkitError(f"expected source ids in [0, {V}) (the vocabulary), got ids from "
+                              f"{int(ids.min())} to {int(ids.max())}")
         # padding is never read (lengths), but embedding it must not fail
         return source.masked_fill(~real, self.config.pad_index), lengths
 
@@ -667,15 +668,15 @@ class Seq2Seq(nn.Module):
         if not isinstance(target, Tensor) or target.is_floating_point() or (
                 target.is_complex() or target.dtype == torch.bool):
             got = target.dtype if isinstance(target, Tensor) else type(target).__name__
-            raise ValueError(f"expected target as integer token ids (int64), got {got}")
+            raise RnnkitError(f"expected target as integer token ids (int64), got {got}")
         if target.dim() != 2 or target.shape[0] != B or target.shape[1] < 2:
-            raise ValueError(f"expected target of shape (B={B}, T >= 2) (<START> and at least "
-                             f"one target), got {tuple(target.shape)}")
+            raise RnnkitError(f"expected target of shape (B={B}, T >= 2) (<START> and at least "
+                              f"one target), got {tuple(target.shape)}")
         V = self.config.target_vocab_size
         low, high = (int(v) for v in torch.aminmax(target))
         if low < 0 or high >= V:
-            raise ValueError(f"expected target ids in [0, {V}) (the vocabulary), got ids from "
-                             f"{low} to {high}")
+            raise RnnkitError(f"expected target ids in [0, {V}) (the vocabulary), got ids from "
+                              f"{low} to {high}")
         return target.to(device=self.head.weight.device, dtype=torch.long)
 
 

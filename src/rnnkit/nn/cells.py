@@ -58,9 +58,9 @@ class RecurrentCell(nn.Module):
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(context_size, int) or context_size < 0:
-            raise ValueError(f"context_size must be an integer >= 0, got {context_size!r}")
+            raise RnnkitError(f"context_size must be an integer >= 0, got {context_size!r}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.context_size = context_size
@@ -108,18 +108,18 @@ class RecurrentCell(nn.Module):
         gates = F.linear(x_t, self.weight_ih, self.bias_ih)
         if self.weight_ch is not None:
             if context is None:
-                raise ValueError(
+                raise RnnkitError(
                     f"this cell was built with context_size={self.context_size}: "
                     "pass context=(B, K)")
             gates = gates + F.linear(context, self.weight_ch)
         elif context is not None:
-            raise ValueError("this cell was built with context_size=0, but a context was passed")
+            raise RnnkitError("this cell was built with context_size=0, but a context was passed")
         return gates
 
     def _check(self, x_t: Tensor, state: State | None) -> State:
         if x_t.dim() != 2 or x_t.shape[1] != self.input_size:
-            raise ValueError(f"expected x_t of shape (B, {self.input_size}), "
-                             f"got {tuple(x_t.shape)}")
+            raise RnnkitError(f"expected x_t of shape (B, {self.input_size}), "
+                              f"got {tuple(x_t.shape)}")
         if state is None:
             return self.zero_state(x_t.shape[0], x_t)
         parts = state if self.has_cell_state else (state,)
@@ -128,8 +128,8 @@ class RecurrentCell(nn.Module):
                             f"{type(state).__name__}")
         for part in parts:
             if part.shape != (x_t.shape[0], self.hidden_size):
-                raise ValueError(f"expected a state of shape ({x_t.shape[0]}, {self.hidden_size}),"
-                                 f" got {tuple(part.shape)}")
+                raise RnnkitError(f"expected a state of shape ({x_t.shape[0]}, {self.hidden_size}),"
+                                  f" got {tuple(part.shape)}")
         return LSTMState(*state) if self.has_cell_state else state
 
 
@@ -166,7 +166,7 @@ class RNNCell(RecurrentCell):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", context_size: int = 0) -> None:
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+            raise RnnkitError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, bias, context_size)
 

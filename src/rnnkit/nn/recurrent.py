@@ -75,10 +75,10 @@ class Recurrent(nn.Module):
                                   f"engine={engine!r} and impl={impl!r}")
             engine = impl
         if not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
+            raise RnnkitError(f"num_layers must be a positive integer, got {num_layers!r}")
         for name, p in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {p!r}")
+                raise RnnkitError(f"{name} must be in [0, 1), got {p!r}")
         if dropout > 0 and num_layers == 1:
             warnings.warn("dropout acts between levels; with num_layers=1 it does nothing",
                           stacklevel=2)
@@ -193,14 +193,14 @@ class Recurrent(nn.Module):
         The same numbers as ``forward`` over the whole sequence, one step at a time.
         """
         if self.bidirectional:
-            raise ValueError("step() runs forward in time; a bidirectional layer needs the whole "
-                             "sequence: call forward()")
+            raise RnnkitError("step() runs forward in time; a bidirectional layer needs the whole "
+                              "sequence: call forward()")
         if self.training and self.recurrent_dropout > 0:
-            raise ValueError("recurrent dropout needs one mask per sequence; step() cannot hold "
-                             "it: train with forward(), or call eval() before generating")
+            raise RnnkitError("recurrent dropout needs one mask per sequence; step() cannot hold "
+                              "it: train with forward(), or call eval() before generating")
         if x_t.dim() != 2 or x_t.shape[1] != self.input_size:
-            raise ValueError(f"expected x_t of shape (B, {self.input_size}), "
-                             f"got {tuple(x_t.shape)}")
+            raise RnnkitError(f"expected x_t of shape (B, {self.input_size}), "
+                              f"got {tuple(x_t.shape)}")
         B = x_t.shape[0]
         self._check_context(context, B)
         states = self._split_state(state, B, x_t)
@@ -220,16 +220,16 @@ class Recurrent(nn.Module):
             got = tuple(input.shape)
             if input.dim() == 3:
                 got = f"(B={got[0]}, T={got[1]}, {got[2]})"
-            raise ValueError(f"expected input of shape (B, T, {self.input_size}) (batch first), "
-                             f"got {got}")
+            raise RnnkitError(f"expected input of shape (B, T, {self.input_size}) (batch first), "
+                              f"got {got}")
         B, T, _ = input.shape
         dtype = self.cells[0].weight_hh.dtype
         if input.dtype != dtype and not torch.is_autocast_enabled(input.device.type):
-            raise ValueError(f"expected input of dtype {dtype} (the layer's parameters), got "
-                             f"{input.dtype}: convert one of them (layer.to(dtype))")
+            raise RnnkitError(f"expected input of dtype {dtype} (the layer's parameters), got "
+                              f"{input.dtype}: convert one of them (layer.to(dtype))")
         if B == 0 or T == 0:
-            raise ValueError(f"expected a non-empty batch of non-empty sequences, got "
-                             f"{tuple(input.shape)}")
+            raise RnnkitError(f"expected a non-empty batch of non-empty sequences, got "
+                              f"{tuple(input.shape)}")
         return B, T
 
     @staticmethod
@@ -239,26 +239,26 @@ class Recurrent(nn.Module):
             return None
         lengths = torch.as_tensor(lengths)
         if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex():
-            raise ValueError(f"expected lengths as {B} integers (B,), got "
-                             f"{lengths.dtype} of shape {tuple(lengths.shape)}")
+            raise RnnkitError(f"expected lengths as {B} integers (B,), got "
+                              f"{lengths.dtype} of shape {tuple(lengths.shape)}")
         low, high = int(lengths.min()), int(lengths.max())
         if low < 1 or high > T:
-            raise ValueError(f"expected every length in [1, T={T}], got lengths from {low} to "
-                             f"{high}")
+            raise RnnkitError(f"expected every length in [1, T={T}], got lengths from {low} to "
+                              f"{high}")
         return lengths.to(device=device, dtype=torch.long)
 
     def _check_context(self, context: Tensor | None, B: int) -> None:
         if self.context_size == 0:
             if context is not None:
-                raise ValueError("this layer has context_size=0 but a context was passed; "
-                                 "build it with context_size=K to condition on a vector")
+                raise RnnkitError("this layer has context_size=0 but a context was passed; "
+                                  "build it with context_size=K to condition on a vector")
             return
         if context is None:
-            raise ValueError(f"this layer is conditioned (context_size={self.context_size}): "
-                             f"pass context of shape ({B}, {self.context_size})")
+            raise RnnkitError(f"this layer is conditioned (context_size={self.context_size}): "
+                              f"pass context of shape ({B}, {self.context_size})")
         if context.shape != (B, self.context_size):
-            raise ValueError(f"expected context of shape (B={B}, {self.context_size}), got "
-                             f"{tuple(context.shape)}")
+            raise RnnkitError(f"expected context of shape (B={B}, {self.context_size}), got "
+                              f"{tuple(context.shape)}")
 
     def _split_state(self, state: State | None, B: int, like: Tensor) -> list:
         """``(L*D, B, H)`` (or an LSTMState of two) -> one state per cell."""
@@ -268,18 +268,18 @@ class Recurrent(nn.Module):
         expected = (len(self.cells), B, self.hidden_size)
         if cell.has_cell_state:
             if not (isinstance(state, tuple) and len(state) == 2):
-                raise ValueError("expected an LSTMState(h, c) of two (L*D, B, H) tensors for "
-                                 f"{self.cell!r}, got {type(state).__name__}")
+                raise RnnkitError("expected an LSTMState(h, c) of two (L*D, B, H) tensors for "
+                                  f"{self.cell!r}, got {type(state).__name__}")
             parts = state
         else:
             if isinstance(state, tuple):
-                raise ValueError(f"expected one (L*D, B, H) tensor as the state of {self.cell!r}"
-                                 f", got a {type(state).__name__}")
+                raise RnnkitError(f"expected one (L*D, B, H) tensor as the state of {self.cell!r}"
+                                  f", got a {type(state).__name__}")
             parts = (state,)
         for part in parts:
             if tuple(part.shape) != expected:
-                raise ValueError(f"expected a state of shape (L*D={expected[0]}, B={B}, "
-                                 f"H={self.hidden_size}), got {tuple(part.shape)}")
+                raise RnnkitError(f"expected a state of shape (L*D={expected[0]}, B={B}, "
+                                  f"H={self.hidden_size}), got {tuple(part.shape)}")
         if cell.has_cell_state:
             h, c = state
             return [LSTMState(*hc) for hc in zip(h.unbind(0), c.unbind(0), strict=True)]
@@ -321,7 +321,7 @@ class Recurrent(nn.Module):
         """
         if isinstance(module, nn.LSTM):
             if module.proj_size:
-                raise ValueError("LSTM with proj_size > 0 has no rnnkit equivalent")
+                raise RnnkitError("LSTM with proj_size > 0 has no rnnkit equivalent")
             cell = "lstm"
         elif isinstance(module, nn.GRU):
             cell = "gru"
@@ -345,8 +345,8 @@ class Recurrent(nn.Module):
     def to_torch(self, batch_first: bool = True) -> nn.RNNBase:
         """The equivalent ``torch.nn.RNN/LSTM/GRU``, weights copied (plain configurations)."""
         if self.cell == "layernorm_lstm" or self.context_size:
-            raise ValueError(f"torch.nn has no equivalent of {self.extra_repr()}: layer norm "
-                             "and context conditioning exist only in rnnkit")
+            raise RnnkitError(f"torch.nn has no equivalent of {self.extra_repr()}: layer norm "
+                              "and context conditioning exist only in rnnkit")
         if self.recurrent_dropout > 0:
             warnings.warn("torch.nn has no recurrent dropout: the exported module runs without "
                           "it (evaluation gives the same numbers)", stacklevel=2)
