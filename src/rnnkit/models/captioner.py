@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import check_ids_shape, check_lengths_shape
 from ..decoding import Sampler, beam_search, check_sampling
 from ..errors import RnnkitError
 from ..nn import LSTMState, Recurrent, check_cell, evaluating, make_cell
@@ -176,6 +177,9 @@ class Captioner(nn.Module):
         * ``lengths`` ``(B,)``: optional, each caption's tokens, ``<START>`` and ``<END>``
           included, in ``[2, T]``.
 
+        Their types and shapes are checked here; the values of the captions and lengths where
+        they are encoded (:mod:`rnnkit.checks`).
+
     Outputs: ``logits, loss``
         * ``logits`` ``(B, T-1, V)``: step ``t`` guesses ``captions[:, t+1]``.
         * ``loss``: the mean cross-entropy per scored target token, in nats.
@@ -284,16 +288,8 @@ class Captioner(nn.Module):
         ended_before = (targets == self.config.end_index).long().cumsum(dim=1)  # (B, T-1)
         ended_before = ended_before - (targets == self.config.end_index).long()
         scored = (ended_before == 0) & (targets != self.config.pad_index)
-        if lengths is not None:
-            lengths = torch.as_tensor(lengths)
-            if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex() or (
-                    lengths.dtype == torch.bool):
-                raise RnnkitError(f"expected lengths as {B} integers (B,), got {lengths.dtype} "
-                                  f"of shape {tuple(lengths.shape)}")
-            low, high = (int(v) for v in torch.aminmax(lengths))
-            if low < 2 or high > T:
-                raise RnnkitError(f"expected every length in [2, T={T}] (<START> and <END> "
-                                  f"count), got lengths from {low} to {high}")
+        if lengths is not None:  # their values in [2, T]: rnnkit.checks.check_lengths
+            lengths = check_lengths_shape(lengths, B)
             steps = torch.arange(1, T, device=captions.device)  # target t+1 sits at position t+1
             scored = scored & (steps < lengths.to(captions.device).unsqueeze(1))
         return scored
@@ -510,20 +506,11 @@ class Captioner(nn.Module):
         return features.to(self.head.weight)
 
     def _check_captions(self, captions: Tensor, B: int) -> Tensor:
-        if not isinstance(captions, Tensor) or captions.is_floating_point() or (
-                captions.is_complex() or captions.dtype == torch.bool):
-            got = captions.dtype if isinstance(captions, Tensor) else type(captions).__name__
-            raise RnnkitError(f"expected captions as integer token ids (int64), got {got}")
-        if captions.dim() != 2 or captions.shape[0] != B or captions.shape[1] < 2:
-            raise RnnkitError(f"expected captions of shape (B={B}, T >= 2) (<START> and at least "
-                              f"one target), got {tuple(captions.shape)}")
-        V = self.config.vocab_size
-        low, high = (int(v) for v in torch.aminmax(captions))
-        if low < 0 or high >= V:
-            raise RnnkitError(f"expected captions in [0, {V}) (the vocabulary), got ids from "
-                              f"{low} to {high}")
-        return captions.to(device=self.head.weight.device, dtype=torch.long)
-
+        """``captions`` ``(B, T >= 2)`` as int64 on the model's device (types and shapes: their
+        values are checked where they are encoded)."""
+        captions = check_ids_shape(captions, "captions", f"(B={B}, T >= 2) (<START> and at least "
+                                   "one target)", batch_size=B, min_steps=2)
+        return captions.to(self.head.weight.device)
 
 def _stack_rows(rows: list[Tensor], like: Tensor) -> Tensor:
     """Attention rows ``len x (R,)`` -> ``(len, R)``; ``(0, R)`` for a caption with no words."""

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import check_ids_shape, check_lengths_shape, check_token_ids
 from ..errors import RnnkitError
 from ..nn import LSTMState, Recurrent, check_cell, evaluating
 
@@ -128,6 +129,9 @@ class SequenceClassifier(nn.Module):
           long.
         * ``targets`` ``(B,)``: class ids in ``[0, C)``.
 
+        Their types and shapes are checked here; the values of the ids and targets where they
+        are encoded (:mod:`rnnkit.checks`), the lengths' by :class:`rnnkit.nn.Recurrent`.
+
     Outputs: ``logits, loss``
         * ``logits`` ``(B, C)``.
         * ``loss``: the mean cross-entropy over the batch (``None`` without targets).
@@ -186,7 +190,7 @@ class SequenceClassifier(nn.Module):
     def forward(self, ids: Tensor, lengths: Tensor | None = None,
                 targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         ids = self._check_ids(ids)
-        lengths = self._check_lengths(lengths, *ids.shape)
+        lengths = None if lengths is None else check_lengths_shape(lengths, ids.shape[0])
         logits, _ = self._classify(self.embedding(self._drop_words(ids)), lengths)  # -> (B, C)
         loss = None
         if targets is not None:
@@ -197,7 +201,7 @@ class SequenceClassifier(nn.Module):
         """The pooled sentence vectors ``(B, D*H)`` and the attention weights ``(B, T)`` (those
         for ``pooling="attention"`` only, else ``None``). Dropout acts as in ``forward``."""
         ids = self._check_ids(ids)
-        lengths = self._check_lengths(lengths, *ids.shape)
+        lengths = None if lengths is None else check_lengths_shape(lengths, ids.shape[0])
         return self._encode(self.embedding(ids), lengths)
 
     def _drop_words(self, ids: Tensor) -> Tensor:
@@ -217,6 +221,7 @@ class SequenceClassifier(nn.Module):
 
     def _encode(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         B, T, _ = x.shape
+        # the layer checks the lengths' values (on the host, where it packs them)
         out, final = self.rnn(self.drop(x), lengths=lengths)  # (B, T, E) -> (B, T, D*H)
         pooling = self.config.pooling
         if pooling == "last":
@@ -226,6 +231,7 @@ class SequenceClassifier(nn.Module):
             return h[-D:].transpose(0, 1).reshape(B, D * self.config.hidden_size), None
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.long, device=x.device)
+        lengths = lengths.to(x.device)
         mask = torch.arange(T, device=x.device) < lengths.unsqueeze(1)  # (B, T): real steps
         if pooling == "max":
             # padding is -inf, never the max (out's zeros there could beat negative units)
@@ -283,6 +289,7 @@ class SequenceClassifier(nn.Module):
         if isinstance(ids, Tensor) and ids.dim() == 1:
             ids = ids.unsqueeze(0)  # (T,) -> (1, T)
         ids = self._check_ids(ids)
+        check_token_ids(ids, self.config.vocab_size, "ids")  # once per call
         if ids.shape[0] != 1:
             raise RnnkitError(f"explain takes one sequence, (T,) or (1, T), got "
                               f"{tuple(ids.shape)}")
@@ -323,46 +330,19 @@ class SequenceClassifier(nn.Module):
 
     # ---------------------------------------------------------------------------- checks
     def _check_ids(self, ids: Tensor) -> Tensor:
-        """``ids`` ``(B, T)`` as int64 on the model's device, or an error saying what is wrong."""
-        if not isinstance(ids, Tensor):
-            raise TypeError(f"expected ids as a tensor of token ids (B, T), got "
-                            f"{type(ids).__name__}")
-        if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-            raise RnnkitError(f"expected ids as integer token ids (int64), got {ids.dtype}")
-        if ids.dim() != 2 or ids.numel() == 0:
-            raise RnnkitError(f"expected ids of shape (B, T), non-empty, got {tuple(ids.shape)}")
-        V = self.config.vocab_size
-        low, high = (int(v) for v in torch.aminmax(ids))
-        if low < 0 or high >= V:
-            raise RnnkitError(f"expected ids in [0, {V}) (the vocabulary), got ids from {low} "
-                              f"to {high}")
-        return ids.to(device=self.head.weight.device, dtype=torch.long)
-
-    def _check_lengths(self, lengths: Tensor | None, B: int, T: int) -> Tensor | None:
-        if lengths is None:
-            return None
-        lengths = torch.as_tensor(lengths)
-        if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex() or (
-                lengths.dtype == torch.bool):
-            raise RnnkitError(f"expected lengths as {B} integers (B,), got {lengths.dtype} of "
-                              f"shape {tuple(lengths.shape)}")
-        low, high = (int(v) for v in torch.aminmax(lengths))
-        if low < 1 or high > T:
-            raise RnnkitError(f"expected every length in [1, T={T}], got lengths from {low} to "
-                              f"{high}")
-        return lengths.to(device=self.head.weight.device, dtype=torch.long)
+        """``ids`` ``(B, T)`` as int64 on the model's device, or an error saying what is wrong
+        with their type or shape (their values are checked where they are encoded)."""
+        return check_ids_shape(ids, "ids", "(B, T), non-empty").to(self.head.weight.device)
 
     def _check_targets(self, targets: Tensor, B: int) -> Tensor:
-        C = self.config.num_classes
+        """``targets`` ``(B,)`` as int64 on the model's device; their values (class ids in
+        ``[0, C)``) are checked where they are encoded."""
         if not isinstance(targets, Tensor) or targets.shape != (B,) or (
                 targets.is_floating_point() or targets.is_complex() or
                 targets.dtype == torch.bool):
             got = (f"{targets.dtype} of shape {tuple(targets.shape)}"
                    if isinstance(targets, Tensor) else type(targets).__name__)
             raise RnnkitError(f"expected targets as {B} integer class ids (B,), got {got}")
-        low, high = (int(v) for v in torch.aminmax(targets))
-        if low < 0 or high >= C:
-            raise RnnkitError(f"expected targets in [0, {C}) (the classes), got {low} to {high}")
         return targets.to(device=self.head.weight.device, dtype=torch.long)
 
     def _check_target_class(self, target: int | None, logits: Tensor) -> int:

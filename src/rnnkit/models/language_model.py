@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import check_ids_shape, check_token_ids
 from ..decoding import Sampler
 from ..errors import RnnkitError
 from ..nn import LSTMState, Recurrent, check_cell, evaluating
@@ -87,7 +88,8 @@ class LanguageModel(nn.Module):
         config: a :class:`LanguageModelConfig`.
 
     Inputs: ``idx, state=None, targets=None``
-        * ``idx`` ``(B, T)`` int64 token ids in ``[0, V)``.
+        * ``idx`` ``(B, T)`` int64 token ids in ``[0, V)``. Only their shape is checked here;
+          their values where they are encoded (:func:`rnnkit.checks.check_token_ids`).
         * ``state``: the recurrent state to start from (``(L, B, H)``, an :class:`LSTMState`
           for LSTMs), e.g. the previous batch's, detached (:func:`detach_state`); zeros if
           ``None``.
@@ -150,7 +152,8 @@ class LanguageModel(nn.Module):
 
     def forward(self, idx: Tensor, state: State | None = None,
                 targets: Tensor | None = None) -> tuple[Tensor, Tensor | None, State]:
-        idx = self._check_ids(idx, "idx", "(B, T)")
+        # shapes only: the ids' values are checked where they are encoded (rnnkit.checks)
+        idx = check_ids_shape(idx, "idx", "(B, T), non-empty").to(self.head.weight.device)
         x = self.drop(self.embed(idx))  # (B, T) -> (B, T, E)
         out, state = self.rnn(x, state)  # (B, T, E) -> (B, T, H)
         logits = self.head(self.drop(out))  # (B, T, H) -> (B, T, V)
@@ -169,23 +172,6 @@ class LanguageModel(nn.Module):
 
     detach_state = staticmethod(detach_state)
 
-    def _check_ids(self, ids: Tensor, name: str, shapes: str) -> Tensor:
-        """``ids`` as int64 on the model's device, or an error that says what is wrong."""
-        dims = (1, 2) if "(P,)" in shapes else (2,)
-        if not isinstance(ids, Tensor):
-            raise TypeError(f"expected {name} as a tensor of token ids {shapes}, got "
-                            f"{type(ids).__name__}")
-        if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-            raise RnnkitError(f"expected {name} as integer token ids (int64), got {ids.dtype}")
-        if ids.dim() not in dims or ids.numel() == 0:
-            raise RnnkitError(f"expected {name} of shape {shapes}, non-empty, got "
-                              f"{tuple(ids.shape)}")
-        V = self.config.vocab_size
-        low, high = (int(v) for v in torch.aminmax(ids))
-        if low < 0 or high >= V:
-            raise RnnkitError(f"expected {name} in [0, {V}) (the vocabulary), got ids from {low}"
-                              f" to {high}")
-        return ids.to(device=self.head.weight.device, dtype=torch.long)
 
     # ------------------------------------------------------------------------ generation
     @torch.no_grad()
@@ -212,7 +198,9 @@ class LanguageModel(nn.Module):
             >>> for ids in model.sample(prime, 500, temperature=0.8, top_p=0.9):
             ...     print(ids)  # (2,): the next token of each stream
         """
-        prime = self._check_ids(prime, "prime", "(P,) or (B, P)")
+        prime = check_ids_shape(prime, "prime", "(P,) or (B, P), non-empty", dims=(1, 2))
+        check_token_ids(prime, self.config.vocab_size, "prime")  # once per call, not per step
+        prime = prime.to(self.head.weight.device)
         if isinstance(length, bool) or not isinstance(length, int) or length < 0:
             raise RnnkitError(f"length must be an integer >= 0, got {length!r}")
         sampler = Sampler(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,

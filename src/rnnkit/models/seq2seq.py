@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import check_ids_shape, check_lengths, check_lengths_shape, check_token_ids
 from ..decoding import Sampler, beam_search, check_sampling, reorder_state
 from ..errors import RnnkitError
 from ..nn import LSTMState, Recurrent, check_cell, evaluating
@@ -235,6 +236,9 @@ class Seq2Seq(nn.Module):
           other steps read the decoder's own previous argmax (scheduled sampling, Bengio et al.
           2015; a coin per sentence and step, from ``generator``). Needs the step loop.
         * ``label_smoothing``: ``epsilon`` of Szegedy et al. 2016 (``F.cross_entropy``'s).
+
+        Types and shapes are checked here; the ids' values where they are encoded
+        (:mod:`rnnkit.checks`), the lengths' by the encoder.
 
     Outputs: ``logits, loss``
         * ``logits`` ``(B, T-1, V_tgt)``: step ``t`` guesses ``target[:, t+1]``.
@@ -524,6 +528,10 @@ class Seq2Seq(nn.Module):
         if method == "greedy" and n_best != 1:
             raise RnnkitError(f"greedy decoding has one translation per sentence: n_best must be "
                               f"1, got {n_best} (use method='beam' or 'sample')")
+        # the values too, once per call: the lengths, then the real source ids
+        source, source_lengths = self._check_source(source, source_lengths)
+        check_lengths(source_lengths, *source.shape, "source_lengths")
+        check_token_ids(source, self.config.source_vocab_size, "source ids")
         with evaluating(self):
             memory, mask, initial = self.encode(source, source_lengths)
             lengths = mask.sum(dim=1)  # (B,)
@@ -635,56 +643,30 @@ class Seq2Seq(nn.Module):
 
     # ---------------------------------------------------------------------------- checks
     def _check_source(self, source: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        if not isinstance(source, Tensor) or source.is_floating_point() or (
-                source.is_complex() or source.dtype == torch.bool):
-            got = source.dtype if isinstance(source, Tensor) else type(source).__name__
-            raise RnnkitError(f"expected source as integer token ids (int64), got {got}")
-        if source.dim() != 2 or 0 in source.shape:
-            raise RnnkitError(f"expected source of shape (B, S), non-empty, got "
-                              f"{tuple(source.shape)}")
+        """``source`` ``(B, S)`` and ``lengths`` ``(B,)`` as int64 on the model's device, the
+        padding read as ``<PAD>``. Types and shapes only: the ids' values are checked where
+        they are encoded (and by :meth:`translate`), the lengths' by the encoder."""
+        source = check_ids_shape(source, "source", "(B, S), non-empty")
         B, S = source.shape
-        lengths = torch.as_tensor(lengths)
-        if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex() or (
-                lengths.dtype == torch.bool):
-            raise RnnkitError(f"expected source_lengths as {B} integers (B,), got "
-                              f"{lengths.dtype} of shape {tuple(lengths.shape)}")
-        low, high = (int(v) for v in torch.aminmax(lengths))
-        if low < 1 or high > S:
-            raise RnnkitError(f"expected every source length in [1, S={S}], got lengths from "
-                              f"{low} to {high}")
+        lengths = check_lengths_shape(lengths, B, "source_lengths")
         device = self.head.weight.device
-        source = source.to(device=device, dtype=torch.long)
-        lengths = lengths.to(device=device, dtype=torch.long)
+        source, lengths = source.to(device), lengths.to(device)
         real = torch.arange(S, device=device) < lengths.unsqueeze(1)  # (B, S)
-        V = self.config.source_vocab_size
-        ids = source[real]  # what lies past a length is padding, whatever its ids
-        if ids.min() < 0 or ids.max() >= V:
-            raise RnnkitError(f"expected source ids in [0, {V}) (the vocabulary), got ids from "
-                              f"{int(ids.min())} to {int(ids.max())}")
         # padding is never read (lengths), but embedding it must not fail
         return source.masked_fill(~real, self.config.pad_index), lengths
 
     def _check_target(self, target: Tensor, B: int) -> Tensor:
-        if not isinstance(target, Tensor) or target.is_floating_point() or (
-                target.is_complex() or target.dtype == torch.bool):
-            got = target.dtype if isinstance(target, Tensor) else type(target).__name__
-            raise RnnkitError(f"expected target as integer token ids (int64), got {got}")
-        if target.dim() != 2 or target.shape[0] != B or target.shape[1] < 2:
-            raise RnnkitError(f"expected target of shape (B={B}, T >= 2) (<START> and at least "
-                              f"one target), got {tuple(target.shape)}")
-        V = self.config.target_vocab_size
-        low, high = (int(v) for v in torch.aminmax(target))
-        if low < 0 or high >= V:
-            raise RnnkitError(f"expected target ids in [0, {V}) (the vocabulary), got ids from "
-                              f"{low} to {high}")
-        return target.to(device=self.head.weight.device, dtype=torch.long)
-
+        """``target`` ``(B, T >= 2)`` as int64 on the model's device (types and shapes only)."""
+        target = check_ids_shape(target, "target", f"(B={B}, T >= 2) (<START> and at least "
+                                 "one target)", batch_size=B, min_steps=2)
+        return target.to(self.head.weight.device)
 
 def _reverse_within(x: Tensor, lengths: Tensor) -> Tensor:
     """Reverse each row's first ``lengths[b]`` entries of ``(B, S, ...)``; the rest stay."""
     B, S = x.shape[:2]
     t = torch.arange(S, device=x.device).unsqueeze(0)  # (1, S)
-    last = lengths.unsqueeze(1) - 1  # (B, 1)
+    # a length past S is the encoder's to refuse, after this: clamped, it cannot index past S
+    last = lengths.clamp(max=S).unsqueeze(1) - 1  # (B, 1)
     index = torch.where(t <= last, last - t, t)  # (B, S): position read at each position
     index = index.view(B, S, *([1] * (x.dim() - 2))).expand_as(x)  # (B, S) -> (B, S, ...)
     return x.gather(1, index)

@@ -55,19 +55,20 @@ def run(engine: str, cells: Sequence[RecurrentCell], num_layers: int, bidirectio
         layer_masks: list, recurrent_masks: list) -> tuple[Tensor, list]:
     """All layers over ``x`` ``(B, T, I)``; returns ``(B, T, D*H)`` and each cell's final state.
 
+    ``lengths`` ``(B,)``, checked, best on the host (they are packed there);
     ``states``, ``recurrent_masks``: one entry per cell (``layer * D + direction``);
     ``layer_masks``: the dropout mask ``(B, T, D*H)`` after each layer but the last (or None).
     """
     directions = 2 if bidirectional else 1
     B, T, _ = x.shape
-    steps = order = None
+    steps = order = host_lengths = None
     if lengths is not None:
         # Sort longest first, so that step t updates the first batch_sizes[t] rows (packing).
         # The step counts are Python ints: worked out on the CPU, once.
-        lengths, order = torch.sort(lengths.cpu(), descending=True)
-        batch_sizes = (lengths.unsqueeze(0) > torch.arange(T).unsqueeze(1)).sum(1)  # (T,)
-        steps = scan.Steps(batch_sizes.tolist(), (lengths - 1).to(x.device))
-        lengths, order = lengths.to(x.device), order.to(x.device)
+        host_lengths, order = torch.sort(lengths.cpu(), descending=True)
+        batch_sizes = (host_lengths.unsqueeze(0) > torch.arange(T).unsqueeze(1)).sum(1)  # (T,)
+        steps = scan.Steps(batch_sizes.tolist(), (host_lengths - 1).to(x.device))
+        lengths, order = host_lengths.to(x.device), order.to(x.device)
         x = x.index_select(0, order)
         context = None if context is None else context.index_select(0, order)
         states = [_index_state(s, order) for s in states]
@@ -81,8 +82,8 @@ def run(engine: str, cells: Sequence[RecurrentCell], num_layers: int, bidirectio
         layer_cells = cells[layer * directions:(layer + 1) * directions]
         layer_states = states[layer * directions:(layer + 1) * directions]
         if engine == "torch":
-            output, layer_finals = _torch_layer(layer_cells, layer_input, layer_states, lengths,
-                                                context)
+            output, layer_finals = _torch_layer(layer_cells, layer_input, layer_states,
+                                                host_lengths, context)
         else:
             outputs, layer_finals = [], []
             for direction, cell in enumerate(layer_cells):
@@ -328,7 +329,8 @@ def _with_context(layer_cells: Sequence[RecurrentCell], seq: Tensor,
 
 def _torch_layer(layer_cells: Sequence[RecurrentCell], seq: Tensor, states: list,
                  lengths: Tensor | None, context: Tensor | None):
-    """One layer, all directions, by ``torch.lstm/gru/rnn_*``: ``(T, B, I) -> (T, B, D*H)``."""
+    """One layer, all directions, by ``torch.lstm/gru/rnn_*``: ``(T, B, I) -> (T, B, D*H)``;
+    ``lengths`` sorted, on the host."""
     first = layer_cells[0]
     bidirectional = len(layer_cells) == 2
     input_weights = [cell.weight_ih for cell in layer_cells]
@@ -352,7 +354,7 @@ def _torch_layer(layer_cells: Sequence[RecurrentCell], seq: Tensor, states: list
     if lengths is None:
         out, *finals = function(seq, hx, params, *flags, False)
     else:
-        packed = pack_padded_sequence(seq, lengths.cpu(), enforce_sorted=True)
+        packed = pack_padded_sequence(seq, lengths, enforce_sorted=True)
         out, *finals = function(packed.data, packed.batch_sizes, hx, params, *flags)
         out, _ = pad_packed_sequence(packed._replace(data=out), total_length=seq.shape[0])
     if first.has_cell_state:

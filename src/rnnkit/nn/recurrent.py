@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import check_lengths
 from ..errors import RnnkitError
 from . import engines
 from .cells import LSTMState, State, check_cell, make_cell
@@ -126,13 +127,15 @@ class Recurrent(nn.Module):
                 lengths: Tensor | None = None,
                 context: Tensor | None = None) -> tuple[Tensor, State]:
         B, T = self._check_input(input)
-        lengths = self._check_lengths(lengths, B, T, input.device)
+        if lengths is not None:  # checked on the host, where the engines need them anyway
+            lengths = check_lengths(torch.as_tensor(lengths).cpu(), B, T)
         self._check_context(context, B)
         states = self._split_state(state, B, input)
         layer_masks, recurrent_masks = self._sample_noise(B, T, input)
         engine = self.engine_for(input.device, B, lengths is not None)
         if engine == "loop":
-            output, finals = self._loop(input, states, lengths, context, layer_masks,
+            on_device = None if lengths is None else lengths.to(input.device)
+            output, finals = self._loop(input, states, on_device, context, layer_masks,
                                         recurrent_masks)
         else:
             output, finals = engines.run(engine, self.cells, self.num_layers, self.bidirectional,
@@ -231,21 +234,6 @@ class Recurrent(nn.Module):
             raise RnnkitError(f"expected a non-empty batch of non-empty sequences, got "
                               f"{tuple(input.shape)}")
         return B, T
-
-    @staticmethod
-    def _check_lengths(lengths: Tensor | None, B: int, T: int,
-                       device: torch.device) -> Tensor | None:
-        if lengths is None:
-            return None
-        lengths = torch.as_tensor(lengths)
-        if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex():
-            raise RnnkitError(f"expected lengths as {B} integers (B,), got "
-                              f"{lengths.dtype} of shape {tuple(lengths.shape)}")
-        low, high = int(lengths.min()), int(lengths.max())
-        if low < 1 or high > T:
-            raise RnnkitError(f"expected every length in [1, T={T}], got lengths from {low} to "
-                              f"{high}")
-        return lengths.to(device=device, dtype=torch.long)
 
     def _check_context(self, context: Tensor | None, B: int) -> None:
         if self.context_size == 0:

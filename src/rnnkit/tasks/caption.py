@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from ..checks import check_token_ids
 from ..data.captions import CaptionedImage, CaptionVocab, caption_tokens, read_captions
 from ..data.images import FeatureCache, check_images, image_tensor, load_image
 from ..data.scenes import SceneConfig, generate_scenes, names_objects_correctly
@@ -350,6 +351,11 @@ class CaptionTask:
                      for i, refs in enumerate(data.val.references[:config.eval_images])
                      for c in refs]
         self.val_pairs = val_pairs
+        # the ids' values, once, where the model meets its data: its forward trusts them
+        vocab_size = self.model.decoder.config.vocab_size
+        check_token_ids([c for refs in data.captions for c in refs], vocab_size,
+                        "the training captions")
+        check_token_ids([c for _, c in val_pairs], vocab_size, "the validation captions")
 
     def train_batch(self, step: int):
         # each rank takes every world_size-th batch; an epoch is a fresh permutation of images

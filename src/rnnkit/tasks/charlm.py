@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ..checks import check_token_ids
 from ..data.text import (
     CharVocab,
     StatefulBatches,
@@ -129,6 +130,9 @@ class CharLMTask:
         context = context or distributed.DistContext()
         self.settings, self.data, self.device = config, data, device
         self.model = LanguageModel(model_config(config, len(data.vocab)))
+        # the ids' values, once, where the model meets its data: its forward trusts them
+        check_token_ids(data.train_ids, self.model.config.vocab_size, "the training text")
+        check_token_ids(data.val_ids, self.model.config.vocab_size, "the validation text")
         self.batches = StatefulBatches(data.train_ids, config.batch_size, config.seq_len,
                                        rank=context.rank, world_size=context.world_size)
         self.hidden = None  # the state carried from one batch to the next (truncated BPTT)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..checks import check_class_ids, check_token_ids
 from ..data.labelled import (
     BucketBatches,
     Example,
@@ -183,6 +184,10 @@ class SentimentTask:
         self.context = context or distributed.DistContext()
         self.settings, self.data, self.device = config, data, device
         self.model = SequenceClassifier(model_config(config, data), data.embedding)
+        # the ids' values, once, where the model meets its data: its forward trusts them
+        for (ids, labels), part in ((data.train, "training"), (data.val, "validation")):
+            check_token_ids(ids, self.model.config.vocab_size, f"the {part} texts")
+            check_class_ids(labels, self.model.config.num_classes, f"the {part} labels")
         self.batches = BucketBatches(*data.train, config.batch_size, seed=0)
         self.val_batches = BucketBatches(*data.val, 128, shuffle=False)
 

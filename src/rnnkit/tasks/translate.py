@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ..checks import check_token_ids
 from ..data.parallel import PairBatches, filter_by_length, read_parallel
 from ..data.subword import Tokenizer
 from ..models.seq2seq import Seq2Seq, Seq2SeqConfig, Translation
@@ -153,6 +154,10 @@ class TranslateTask:
         self.settings, self.data, self.device = config, data, device
         self.context = context or distributed.DistContext()
         self.model = Seq2Seq(model_config(config, data))
+        # the ids' values, once, where the model meets its data: its forward trusts them
+        for (source, target), part in ((data.train, "training"), (data.val, "validation")):
+            check_token_ids(source, self.model.config.source_vocab_size, f"the {part} sources")
+            check_token_ids(target, self.model.config.target_vocab_size, f"the {part} targets")
         self.batches = PairBatches(*data.train, config.batch_size, seed=0)
         self.val_batches = PairBatches(*data.val, 128, shuffle=False)
 
