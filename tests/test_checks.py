@@ -3,14 +3,18 @@ passes ran on every batch before, now run once where the data enters."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from rnnkit.checks import (
     check_class_ids,
+    check_fields,
     check_ids_shape,
     check_lengths,
     check_lengths_shape,
+    check_special_ids,
     check_token_ids,
 )
 from rnnkit.errors import RnnkitError
@@ -95,3 +99,26 @@ def test_lengths_in_range():
     with pytest.raises(RnnkitError, match=r"expected every length in \[1, T=5\], got "
                                           r"source_lengths from 0 to 5"):
         check_lengths([0, 5], 2, 5, "source_lengths")
+
+
+# ------------------------------------------------------------- a model config's fields
+def test_fields_of_a_config():
+    good = SimpleNamespace(size=3, on=False, dropout=0.5, pooling="max", pad=0, unk=1)
+    check_fields(good, positive=("size",), flags=("on",), rates=("dropout",),
+                 choices={"pooling": ("max", "mean")})
+    check_special_ids(good, ("pad", "unk"), 3, "the vocabulary")
+    for field, value, message in [
+            ("size", True, "size must be a positive integer, got True"),
+            ("size", 0, "size must be a positive integer, got 0"),
+            ("on", 1, "on must be True or False, got 1"),
+            ("dropout", 1.0, r"dropout must be in \[0, 1\), got 1.0"),
+            ("pooling", "sum", "unknown pooling 'sum': expected one of 'max', 'mean'"),
+            ("unk", 3, r"unk must be an id in \[0, 3\) \(the vocabulary\), got 3"),
+            ("unk", 0, "unk and pad must differ, got 0 for both")]:
+        bad = SimpleNamespace(**{**vars(good), field: value})
+        with pytest.raises(RnnkitError, match=message):
+            check_fields(bad, positive=("size",), flags=("on",), rates=("dropout",),
+                         choices={"pooling": ("max", "mean")})
+            check_special_ids(bad, ("pad", "unk"), 3, "the vocabulary")
+    check_special_ids(SimpleNamespace(pad=0, unk=0), ("pad", "unk"), 3, "the vocabulary",
+                      distinct=False)

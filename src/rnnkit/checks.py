@@ -2,6 +2,8 @@
 
 * :func:`check_ids_shape`, :func:`check_lengths_shape`: type, dtype and shape only. They read no
   value, so they cost nothing: the models run them in every forward pass.
+* :func:`check_fields`, :func:`check_special_ids`: the fields of a model's config dataclass
+  (sizes, switches, rates, choices, special token ids), once, when it is made.
 * :func:`check_token_ids`, :func:`check_class_ids`, :func:`check_lengths`: every value in its
   range. Reading the values is a copy to the host that waits for the device on a GPU, so these
   run at the boundary, once: where a task encodes its data, where a user hands ids to a
@@ -15,15 +17,58 @@ with what was expected and what came.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
 from .errors import RnnkitError
 
-__all__ = ["check_class_ids", "check_ids_shape", "check_lengths", "check_lengths_shape",
-           "check_token_ids"]
+__all__ = ["check_class_ids", "check_fields", "check_ids_shape", "check_lengths",
+           "check_lengths_shape", "check_special_ids", "check_token_ids", "is_integer"]
+
+
+def is_integer(value: object) -> bool:
+    """An integer (Python's, numpy's), and not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_fields(config: object, *, positive: Iterable[str] = (), flags: Iterable[str] = (),
+                 rates: Iterable[str] = (), choices: Mapping[str, Sequence[str]] | None = None
+                 ) -> None:
+    """The fields of ``config`` named in ``positive`` are integers >= 1, in ``flags`` True or
+    False, in ``rates`` numbers in ``[0, 1)`` (dropout), and in ``choices`` one of the values
+    listed for them."""
+    for name in positive:
+        value = getattr(config, name)
+        if not is_integer(value) or value < 1:
+            raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
+    for name in flags:
+        if not isinstance(getattr(config, name), bool):
+            raise RnnkitError(f"{name} must be True or False, got {getattr(config, name)!r}")
+    for name in rates:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise RnnkitError(f"{name} must be in [0, 1), got {value!r}")
+    for name, allowed in (choices or {}).items():
+        if getattr(config, name) not in allowed:
+            raise RnnkitError(f"unknown {name} {getattr(config, name)!r}: expected one of "
+                              + ", ".join(repr(a) for a in allowed))
+
+
+def check_special_ids(config: object, names: Iterable[str], size: int, meaning: str,
+                      distinct: bool = True) -> None:
+    """The fields ``names`` of ``config`` are token ids in ``[0, size)`` (``meaning`` says of
+    what, for the message: ``"the vocabulary"``), different from each other if ``distinct``."""
+    seen: dict[int, str] = {}
+    for name in names:
+        value = getattr(config, name)
+        if not is_integer(value) or not 0 <= value < size:
+            raise RnnkitError(f"{name} must be an id in [0, {size}) ({meaning}), got {value!r}")
+        if distinct and value in seen:
+            raise RnnkitError(f"{name} and {seen[value]} must differ, got {value} for both")
+        seen[value] = name
 
 
 def check_ids_shape(ids: Tensor, where: str, shape: str, dims: tuple[int, ...] = (2,),

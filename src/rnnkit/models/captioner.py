@@ -35,7 +35,6 @@ caption without ``<START>``, and the loss the cross-entropy of the real target t
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -44,7 +43,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..checks import check_ids_shape, check_lengths_shape
+from ..checks import (
+    check_fields,
+    check_ids_shape,
+    check_lengths_shape,
+    check_special_ids,
+    is_integer,
+)
 from ..decoding import Sampler, beam_search, check_sampling
 from ..errors import RnnkitError
 from ..nn import LSTMState, Recurrent, check_cell, evaluating, make_cell
@@ -54,9 +59,6 @@ __all__ = ["CONDITIONINGS", "DECODE_METHODS", "Caption", "Captioner", "Captioner
 CONDITIONINGS = ("every_step", "init_state", "first_input", "attention")
 DECODE_METHODS = ("greedy", "sample", "beam")
 
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass
@@ -79,28 +81,12 @@ class CaptionerConfig:
     max_len: int = 30  # the most words generate() writes, <END> not counted (the lecture's 30)
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "feature_size", "embedding_size", "hidden_size",
-                     "num_layers", "attention_size", "max_len"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
+        check_fields(self, positive=("vocab_size", "feature_size", "embedding_size",
+                                     "hidden_size", "num_layers", "attention_size", "max_len"))
         check_cell(self.cell)
-        if self.conditioning not in CONDITIONINGS:
-            raise RnnkitError(f"unknown conditioning {self.conditioning!r}: expected one of "
-                              + ", ".join(repr(c) for c in CONDITIONINGS))
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
-                0 <= self.dropout < 1):
-            raise RnnkitError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        specials = {}
-        for name in ("pad_index", "unk_index", "start_index", "end_index"):
-            value = getattr(self, name)
-            if not _is_int(value) or not 0 <= value < self.vocab_size:
-                raise RnnkitError(f"{name} must be an id in [0, {self.vocab_size}) (the "
-                                  f"vocabulary), got {value!r}")
-            if value in specials:
-                raise RnnkitError(f"{name} and {specials[value]} must differ, got {value} for "
-                                  "both")
-            specials[value] = name
+        check_fields(self, choices={"conditioning": CONDITIONINGS}, rates=("dropout",))
+        check_special_ids(self, ("pad_index", "unk_index", "start_index", "end_index"),
+                          self.vocab_size, "the vocabulary")
         if self.vocab_size < 5:
             raise RnnkitError(f"vocab_size must leave room for words beside the four special "
                               f"tokens (at least 5), got {self.vocab_size}")
@@ -410,9 +396,9 @@ class Captioner(nn.Module):
                               + ", ".join(repr(m) for m in DECODE_METHODS))
         check_sampling(temperature, top_k)
         max_len = self.config.max_len if max_len is None else max_len
-        if not _is_int(max_len) or max_len < 1:
+        if not is_integer(max_len) or max_len < 1:
             raise RnnkitError(f"max_len must be a positive integer, got {max_len!r}")
-        if not _is_int(n_best) or n_best < 1:
+        if not is_integer(n_best) or n_best < 1:
             raise RnnkitError(f"n_best must be a positive integer, got {n_best!r}")
         if method == "greedy" and n_best != 1:
             raise RnnkitError(f"greedy decoding has one caption per image: n_best must be 1, "

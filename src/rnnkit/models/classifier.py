@@ -18,14 +18,20 @@ whose weights also say which words the model looked at (:meth:`SequenceClassifie
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..checks import check_ids_shape, check_lengths_shape, check_token_ids
+from ..checks import (
+    check_fields,
+    check_ids_shape,
+    check_lengths_shape,
+    check_special_ids,
+    check_token_ids,
+    is_integer,
+)
 from ..errors import RnnkitError
 from ..nn import LSTMState, Recurrent, check_cell, evaluating
 
@@ -34,9 +40,6 @@ __all__ = ["POOLINGS", "AttentionPooling", "ClassifierConfig", "SequenceClassifi
 POOLINGS = ("last", "max", "mean", "attention")
 EXPLAIN_METHODS = ("grad_x_input", "occlusion")
 
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass
@@ -59,31 +62,15 @@ class ClassifierConfig:
     padding_index: int = 0  # the id that fills short sequences; its embedding gets no gradient
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "num_classes", "embedding_size", "hidden_size",
-                     "num_layers", "attention_size"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
+        check_fields(self, positive=("vocab_size", "num_classes", "embedding_size", "hidden_size",
+                                     "num_layers", "attention_size"))
         if self.num_classes < 2:
             raise RnnkitError(f"num_classes must be at least 2, got {self.num_classes}")
         check_cell(self.cell)
-        if self.pooling not in POOLINGS:
-            raise RnnkitError(f"unknown pooling {self.pooling!r}: expected one of "
-                              + ", ".join(repr(k) for k in POOLINGS))
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
-                0 <= self.dropout < 1):
-            raise RnnkitError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if isinstance(self.word_dropout, bool) or not isinstance(
-                self.word_dropout, (int, float)) or not 0 <= self.word_dropout < 1:
-            raise RnnkitError(f"word_dropout must be in [0, 1), got {self.word_dropout!r}")
-        for name in ("bidirectional", "freeze_embedding"):
-            if not isinstance(getattr(self, name), bool):
-                raise RnnkitError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        for name in ("padding_index", "unk_index"):
-            value = getattr(self, name)
-            if not _is_int(value) or not 0 <= value < self.vocab_size:
-                raise RnnkitError(f"{name} must be an id in [0, {self.vocab_size}) (the "
-                                  f"vocabulary), got {value!r}")
+        check_fields(self, choices={"pooling": POOLINGS}, rates=("dropout", "word_dropout"),
+                     flags=("bidirectional", "freeze_embedding"))
+        check_special_ids(self, ("padding_index", "unk_index"), self.vocab_size,
+                          "the vocabulary", distinct=False)
 
     @property
     def feature_size(self) -> int:
@@ -320,7 +307,7 @@ class SequenceClassifier(nn.Module):
             keep = ~torch.eye(T, dtype=torch.bool, device=ids.device)  # (T, T): row t drops t
             variants = ids.expand(T, T)[keep].view(T, T - 1)  # (T, T-1)
         else:
-            if not _is_int(unk_index) or not 0 <= unk_index < self.config.vocab_size:
+            if not is_integer(unk_index) or not 0 <= unk_index < self.config.vocab_size:
                 raise RnnkitError(f"unk_index must be an id in [0, {self.config.vocab_size}) or "
                                   f"None (remove the token), got {unk_index!r}")
             variants = ids.repeat(T, 1)  # (1, T) -> (T, T): row t has token t replaced
@@ -349,7 +336,7 @@ class SequenceClassifier(nn.Module):
         if target is None:
             return int(logits[0].argmax())
         C = self.config.num_classes
-        if not _is_int(target) or not 0 <= target < C:
+        if not is_integer(target) or not 0 <= target < C:
             raise RnnkitError(f"target must be a class id in [0, {C}) or None (the predicted "
                               f"class), got {target!r}")
         return int(target)

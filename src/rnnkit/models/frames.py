@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import check_fields
 from ..errors import RnnkitError
 from ..nn import LSTMState, Recurrent, check_cell, evaluating
 from .encoders import SmallVGG, build_encoder
@@ -55,20 +56,12 @@ class FrameModelConfig:
     dropout: float = 0.3
 
     def __post_init__(self) -> None:
-        for name in ("num_classes", "feature_size", "projection_size", "hidden_size",
-                     "num_layers", "cnn_width"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
+        check_fields(self, positive=("num_classes", "feature_size", "projection_size",
+                                     "hidden_size", "num_layers", "cnn_width"))
         if self.num_classes < 2:
             raise RnnkitError(f"num_classes must be at least 2, got {self.num_classes}")
         check_cell(self.cell)
-        if self.pooling not in POOLINGS:
-            raise RnnkitError(f"unknown pooling {self.pooling!r}: expected one of "
-                              + ", ".join(repr(p) for p in POOLINGS))
-        if not 0 <= self.dropout < 1:
-            raise RnnkitError(f"dropout must be in [0, 1), got {self.dropout!r}")
-
+        check_fields(self, choices={"pooling": POOLINGS}, rates=("dropout",))
 
 class FrameSequenceModel(nn.Module):
     """Clips of frames (or of frame features) -> a label per clip, or per frame.

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..checks import check_ids_shape, check_token_ids
+from ..checks import check_fields, check_ids_shape, check_token_ids, is_integer
 from ..decoding import Sampler
 from ..errors import RnnkitError
 from ..nn import LSTMState, Recurrent, check_cell, evaluating
@@ -45,20 +45,13 @@ class LanguageModelConfig:
     tie_weights: bool = False  # W_hy shares the embedding matrix (Press & Wolf 2017); E == H
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "num_layers", "hidden_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
+        check_fields(self, positive=("vocab_size", "num_layers", "hidden_size"),
+                     rates=("dropout",), flags=("tie_weights",))
+        check_cell(self.cell)
         E = self.embedding_size
-        if isinstance(E, bool) or not isinstance(E, int) or E < 0:
+        if not is_integer(E) or E < 0:
             raise RnnkitError(f"embedding_size must be an integer >= 0 (0 = one-hot input), "
                               f"got {E!r}")
-        check_cell(self.cell)
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
-                0 <= self.dropout < 1):
-            raise RnnkitError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.tie_weights, bool):
-            raise RnnkitError(f"tie_weights must be True or False, got {self.tie_weights!r}")
         if self.tie_weights and E == 0:
             raise RnnkitError("tie_weights needs a learned embedding (embedding_size > 0); the "
                               "one-hot input (embedding_size=0) has no matrix to share")

@@ -40,7 +40,6 @@ targets ``target[:, 1:]``), optionally with scheduled sampling (Bengio et al. 20
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -48,7 +47,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..checks import check_ids_shape, check_lengths, check_lengths_shape, check_token_ids
+from ..checks import (
+    check_fields,
+    check_ids_shape,
+    check_lengths,
+    check_lengths_shape,
+    check_special_ids,
+    check_token_ids,
+    is_integer,
+)
 from ..decoding import Sampler, beam_search, check_sampling, reorder_state
 from ..errors import RnnkitError
 from ..nn import LSTMState, Recurrent, check_cell, evaluating
@@ -60,9 +67,6 @@ ATTENTIONS = ("bahdanau", "dot", "general", "none")
 DECODE_METHODS = ("greedy", "beam", "sample")
 MAX_LEN_CAP = 200  # the default max_len (2 * source length + 10) never goes beyond this
 
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass
@@ -88,43 +92,26 @@ class Seq2SeqConfig:
     end_index: int = 3  # <END>: the last target; decoding stops there
 
     def __post_init__(self) -> None:
-        for name in ("source_vocab_size", "target_vocab_size", "embedding_size", "hidden_size",
-                     "encoder_layers", "decoder_layers"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
+        check_fields(self, positive=("source_vocab_size", "target_vocab_size", "embedding_size",
+                                     "hidden_size", "encoder_layers", "decoder_layers"))
         check_cell(self.cell)
-        if self.attention not in ATTENTIONS:
-            raise RnnkitError(f"unknown attention {self.attention!r}: expected one of "
-                              + ", ".join(repr(a) for a in ATTENTIONS))
-        for name in ("bidirectional_encoder", "input_feeding", "reverse_source",
-                     "tie_embeddings"):
-            if not isinstance(getattr(self, name), bool):
-                raise RnnkitError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        check_fields(self, choices={"attention": ATTENTIONS},
+                     flags=("bidirectional_encoder", "input_feeding", "reverse_source",
+                            "tie_embeddings"))
         if self.bidirectional_encoder and self.hidden_size % 2:
             raise RnnkitError(f"a bidirectional encoder splits hidden_size between its two "
                               f"directions: expected an even hidden_size, got {self.hidden_size}")
         if self.input_feeding and self.attention not in ("dot", "general"):
             raise RnnkitError(f"input_feeding feeds Luong's attentional vector: expected "
                               f"attention 'dot' or 'general', got {self.attention!r}")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
-                0 <= self.dropout < 1):
-            raise RnnkitError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        check_fields(self, rates=("dropout",))
         if min(self.source_vocab_size, self.target_vocab_size) < 5:
             raise RnnkitError(f"the vocabularies must leave room for words beside the four "
                               f"special tokens (at least 5 each), got {self.source_vocab_size} "
                               f"and {self.target_vocab_size}")
-        size = min(self.source_vocab_size, self.target_vocab_size)
-        specials: dict[int, str] = {}
-        for name in ("pad_index", "unk_index", "start_index", "end_index"):
-            value = getattr(self, name)
-            if not _is_int(value) or not 0 <= value < size:
-                raise RnnkitError(f"{name} must be an id in [0, {size}) (both vocabularies), "
-                                  f"got {value!r}")
-            if value in specials:
-                raise RnnkitError(f"{name} and {specials[value]} must differ, got {value} for "
-                                  "both")
-            specials[value] = name
+        check_special_ids(self, ("pad_index", "unk_index", "start_index", "end_index"),
+                          min(self.source_vocab_size, self.target_vocab_size),
+                          "both vocabularies")
 
 
 class Translation(NamedTuple):
@@ -521,9 +508,9 @@ class Seq2Seq(nn.Module):
             raise RnnkitError(f"unknown method {method!r}: expected one of "
                               + ", ".join(repr(m) for m in DECODE_METHODS))
         check_sampling(temperature)
-        if max_len is not None and (not _is_int(max_len) or max_len < 1):
+        if max_len is not None and (not is_integer(max_len) or max_len < 1):
             raise RnnkitError(f"max_len must be a positive integer (or None), got {max_len!r}")
-        if not _is_int(n_best) or n_best < 1:
+        if not is_integer(n_best) or n_best < 1:
             raise RnnkitError(f"n_best must be a positive integer, got {n_best!r}")
         if method == "greedy" and n_best != 1:
             raise RnnkitError(f"greedy decoding has one translation per sentence: n_best must be "
