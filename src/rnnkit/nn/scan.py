@@ -114,13 +114,15 @@ def lstm_step(gi_t: Tensor, h_in: Tensor, c_prev: Tensor, w_hh: Tensor, mm=mm_t,
               h_out: Tensor | None = None, c_out: Tensor | None = None) -> tuple:
     """``[i,f,o,g] = act(gi_t + W_hh h_in)``, ``c_t = f*c_{t-1} + i*g``, ``h_t = o*tanh(c_t)``.
 
-    Returns ``h_t``, ``c_t``, the activated gates ``(n, 4H)`` and ``tanh(c_t)``.
+    Returns ``h_t``, ``c_t``, the activated gates ``(n, 4H)`` and ``tanh(c_t)`` (``None``
+    without ``h_out``: then ``h_t`` is computed in its place).
     """
     a = mm(h_in, w_hh, add=gi_t)  # (n, H) x (H, 4H) + (n, 4H)
     c, o = _cell_update(a, c_prev, c_out)
     tc = torch.tanh(c)
-    h = torch.mul(o, tc) if h_out is None else torch.mul(o, tc, out=h_out)
-    return h, c, a, tc
+    if h_out is None:  # one step alone (a decoder's): nothing keeps tanh(c_t)
+        return tc.mul_(o), c, a, None
+    return torch.mul(o, tc, out=h_out), c, a, tc
 
 
 def _cell_update(a: Tensor, c_prev: Tensor, c_out: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -160,7 +162,8 @@ def ln_lstm_step(gi_t: Tensor, h_in: Tensor, c_prev: Tensor, w_hh: Tensor, ln_hh
     ``h_t = o*tanh(LN(c_t; g_c, b_c))``.
 
     Returns ``h_t``, ``c_t`` and what the backward pass reads: ``y = W_hh h_in`` and its norm's
-    statistics, the activated gates, ``LN(c_t)``'s statistics and ``tanh(LN(c_t))``.
+    statistics, the activated gates, ``LN(c_t)``'s statistics and ``tanh(LN(c_t))`` (``None``
+    without ``h_out``: then ``h_t`` is computed in place of the last).
     """
     y = mm(h_in, w_hh)  # (n, H) x (H, 4H)
     y_norm, y_mean, y_rstd = _layer_norm(y, ln_hh_w, None)
@@ -168,8 +171,9 @@ def ln_lstm_step(gi_t: Tensor, h_in: Tensor, c_prev: Tensor, w_hh: Tensor, ln_hh
     c, o = _cell_update(a, c_prev, c_out)
     c_norm, c_mean, c_rstd = _layer_norm(c, ln_c_w, ln_c_b)
     tc = c_norm.tanh_()
-    h = torch.mul(o, tc) if h_out is None else torch.mul(o, tc, out=h_out)
-    return h, c, (y, y_mean, y_rstd, a, c_mean, c_rstd, tc)
+    if h_out is None:  # one step alone (a decoder's): nothing keeps what backward reads
+        return tc.mul_(o), c, None
+    return torch.mul(o, tc, out=h_out), c, (y, y_mean, y_rstd, a, c_mean, c_rstd, tc)
 
 
 def _layer_norm(x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
