@@ -1,16 +1,22 @@
 """The engines of :class:`rnnkit.nn.Recurrent`: the same numbers as the reference loop, sooner.
 
-Two engines, chosen per configuration by :func:`choose_engine`:
+``Recurrent(engine=...)`` takes one of :data:`ENGINES`: ``"loop"`` (the reference,
+:meth:`Recurrent._loop`), one of the two fast engines here, or ``"auto"``, which
+:func:`choose_engine` resolves per configuration:
 
 * ``"torch"``: torch's fused kernels (``torch.lstm`` / ``torch.gru`` / ``torch.rnn_*``: oneDNN
   on the CPU, cuDNN on the GPU) for the cells torch.nn itself has, conditioned or not: the
   context term rides on the kernel's input product (see :func:`_with_context`).
 * ``"scan"``: our hand-written BPTT (:mod:`rnnkit.nn.scan`) for everything else (layer norm,
   recurrent dropout) and wherever it is faster (GRU and vanilla RNN on the CPU, where torch
-  runs one autograd node per operation and step).
+  runs one autograd node per operation and step), over the cells' weights in the kernels'
+  layout (:func:`kernel_weights`).
 
 Both run layer by layer, time-major inside, with the inter-layer dropout and recurrent masks
-sampled by the caller, so that every engine and the loop see the same noise.
+sampled by the caller, so that every engine and the loop see the same noise. :class:`FastStep`
+is the scan kernels' step alone, for generation. Proven: the engines against the loop and
+torch.nn (tests/nn/test_recurrent.py, test_scan.py), the fast step against the cells
+(tests/nn/test_engines.py).
 """
 
 from __future__ import annotations
@@ -244,6 +250,7 @@ def _scan_direction(cell: RecurrentCell, seq: Tensor, state, context: Tensor | N
     return out, LSTMState(h, c)
 
 
+# ------------------------------------------------------------------- one step, generating
 class FastStep:
     """One cell's step for generation: the scan kernels' own step over the cell's weights in
     their layout (:func:`kernel_weights`, detached), without a module call's checks.
@@ -268,7 +275,7 @@ class FastStep:
         self.relu = isinstance(cell, RNNCell) and cell.nonlinearity == "relu"
         steps = {LSTMCell: self._lstm, LayerNormLSTMCell: self._layer_norm_lstm,
                  GRUCell: self._gru, RNNCell: self._rnn}
-        self.step = steps[type(cell)]
+        self.step = next(step for kind, step in steps.items() if isinstance(cell, kind))
 
     def input_gates(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """``W_xh x + b [+ W_ch v]`` (normed for the layer-norm LSTM): ``(N, I) -> (N, G)``."""
