@@ -141,8 +141,8 @@ def run(shapes, only, repeats) -> tuple[float, list[Row]]:
                              Recurrent("lstm", I, H, recurrent_dropout=0.25))):
             kind = "layernorm_lstm" if name == "layernorm_lstm" else "lstm"
             cases.append((f"rnnkit {name}", kind, layer, plain, "torch.nn lstm"))
-            loop = Recurrent(layer.mode, I, H, recurrent_dropout=layer.recurrent_dropout,
-                             impl="loop")
+            loop = Recurrent(layer.cell, I, H, recurrent_dropout=layer.recurrent_dropout,
+                             engine="loop")
             loop.load_state_dict(layer.state_dict())
             cases.append((f"naive loop {name}", kind, loop, plain, "torch.nn lstm"))
         if only:

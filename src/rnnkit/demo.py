@@ -59,14 +59,14 @@ def run_demo(config: DemoConfig) -> list[DemoRow]:
     for kind in CELL_KINDS:
         layer = Recurrent(kind, c.input_size, c.hidden_size, c.num_layers,
                           bidirectional=c.bidirectional)
-        engine = layer.engine(x.device, c.batch_size, has_lengths=True)
+        engine = layer.engine_for(x.device, c.batch_size, has_lengths=True)
         fast = _training_step(layer, x, lengths)
-        layer.impl = "loop"
+        layer.engine = "loop"
         loop = _training_step(layer, x, lengths)
         difference = max(((a - b).abs().max() / b.abs().max()).item()
                          for a, b in zip(fast, loop, strict=True))
         loop_ms = _time_ms(layer, x, lengths, c.repeats)
-        layer.impl = "auto"
+        layer.engine = "auto"
         fast_ms = _time_ms(layer, x, lengths, c.repeats)
         rows.append(DemoRow(kind, engine, difference, fast_ms, loop_ms))
     return rows

@@ -26,7 +26,7 @@ DTYPE = torch.float64
 
 def torch_cells(rnn: Recurrent) -> list[nn.Module]:
     """torch.nn's cells with ``rnn``'s weights, one per level."""
-    kind = {"rnn_tanh": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}[rnn.mode]
+    kind = {"rnn_tanh": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}[rnn.cell]
     cells = []
     for cell in rnn.cells:
         reference = kind(cell.input_size, H, dtype=DTYPE)
@@ -66,7 +66,7 @@ def reference_norms(rnn: Recurrent, x: Tensor, loss: str, readout: nn.Module,
 @pytest.mark.parametrize("loss", ["last", "every"])
 @pytest.mark.parametrize("mode", ["rnn_tanh", "lstm", "gru"])
 def test_norms_equal_autograd_on_torch_cells(mode: str, loss: str) -> None:
-    rnn = Recurrent(mode, I, H, L, impl="loop").to(DTYPE)
+    rnn = Recurrent(mode, I, H, L, engine="loop").to(DTYPE)
     x = torch.randn(B, T, I, dtype=DTYPE)
     if loss == "last":  # cross-entropy of a readout at the last step
         readout, targets = nn.Linear(H, 3, dtype=DTYPE), torch.randint(3, (B,))
@@ -80,7 +80,7 @@ def test_norms_equal_autograd_on_torch_cells(mode: str, loss: str) -> None:
 
 
 def test_default_loss_is_a_unit_projection_of_h_T() -> None:
-    rnn = Recurrent("gru", I, H, impl="loop").to(DTYPE)
+    rnn = Recurrent("gru", I, H, engine="loop").to(DTYPE)
     flow = gradient_flow(rnn, torch.randn(B, T, I, dtype=DTYPE))
     # L_b = w . h_T with |w| = 1: dL_b/dh_T = w for every sequence
     assert float(flow.norms[0, -1]) == pytest.approx(1.0)

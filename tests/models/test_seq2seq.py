@@ -283,7 +283,7 @@ def test_vocabulary_sizes_come_from_the_data_and_the_model_needs_them():
     assert config.source_vocab_size is None and config.tie_embeddings
     with pytest.raises(ValueError, match="end_index and start_index must differ"):
         Seq2SeqConfig(end_index=2)
-    with pytest.raises(ValueError, match="pad_index must be a non-negative id"):
+    with pytest.raises(ValueError, match=r"pad_index must be an id in \[0, V\)"):
         Seq2SeqConfig(pad_index=-1)
     with pytest.raises(ValueError, match="source_vocab_size and target_vocab_size are not set"):
         Seq2Seq(config)
@@ -292,19 +292,29 @@ def test_vocabulary_sizes_come_from_the_data_and_the_model_needs_them():
 
 
 def test_bad_inputs_say_what_was_expected():
+    """Types and shapes; the lengths' values by the encoder; the ids' values where they are
+    encoded (tests/test_checks.py) and by translate()."""
     model = _model()
     source, lengths, target = _batch()
     with pytest.raises(ValueError, match=r"expected source as integer token ids"):
         model(source.float(), lengths, target)
-    with pytest.raises(ValueError, match=r"expected every source length in \[1, S=6\]"):
-        model(source, torch.tensor([7, 1, 1, 1]), target)
+    for reverse in (False, True):  # reversing the source comes before the encoder's check
+        reversing = _model(reverse_source=reverse)
+        with pytest.raises(ValueError, match=r"expected every length in \[1, T=6\], got "
+                                             r"lengths from 1 to 7"):
+            reversing(source, torch.tensor([7, 1, 1, 1]), target)
+    with pytest.raises(ValueError, match=r"expected source_lengths as 4 integers"):
+        model(source, lengths[:3], target)
     with pytest.raises(ValueError, match=r"expected source ids in \[0, 11\)"):
-        model(source + 20, lengths, target)
+        model.translate(source + 20, lengths)
+    with pytest.raises(ValueError, match=r"expected every length in \[1, T=6\], got "
+                                         r"source_lengths from 1 to 7"):
+        model.translate(source, torch.tensor([7, 1, 1, 1]))
     model(torch.where(torch.arange(6) >= lengths.unsqueeze(1), 99, source), lengths, target)
+    model.translate(torch.where(torch.arange(6) >= lengths.unsqueeze(1), 99, source), lengths,
+                    max_len=2)  # padding is never read, whatever its ids
     with pytest.raises(ValueError, match=r"expected target of shape \(B=4, T >= 2\)"):
         model(source, lengths, target[:, :1])
-    with pytest.raises(ValueError, match=r"expected target ids in \[0, 12\)"):
-        model(source, lengths, target + 20)
     with pytest.raises(ValueError, match=r"teacher_forcing must be in \[0, 1\]"):
         model(source, lengths, target, teacher_forcing=1.5)
     with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\)"):

@@ -9,13 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from rnnkit.nn import CELL_KINDS, IMPLS, LSTMState, Recurrent, RNNCell, make_cell
+from rnnkit.errors import RnnkitError
+from rnnkit.nn import CELL_KINDS, ENGINES, LSTMState, Recurrent, RNNCell, check_cell, make_cell
 
 B, T, I, H, K = 3, 5, 128, 4, 2
 
 
-def layer(mode: str = "gru", **kwargs) -> Recurrent:
-    return Recurrent(mode, I, H, **kwargs)
+def layer(cell: str = "gru", **kwargs) -> Recurrent:
+    return Recurrent(cell, I, H, **kwargs)
 
 
 def x(*shape: int) -> torch.Tensor:
@@ -115,10 +116,12 @@ def test_cell_context_errors():
 
 # ------------------------------------------------------------------- kinds and engines
 @pytest.mark.parametrize("build", [lambda: Recurrent("lstmm", I, H),
-                                   lambda: make_cell("lstmm", I, H)], ids=["layer", "cell"])
+                                   lambda: make_cell("lstmm", I, H),
+                                   lambda: check_cell("lstmm")], ids=["layer", "cell", "check"])
 def test_unknown_cell_kind(build):
-    """The message names the bad kind and lists every valid one."""
-    with pytest.raises(ValueError, match="unknown cell kind 'lstmm'") as error:
+    """One check for every place that takes a cell kind: the message names the bad kind and
+    lists every valid one."""
+    with pytest.raises(RnnkitError, match="unknown cell 'lstmm'") as error:
         build()
     for kind in CELL_KINDS:
         assert repr(kind) in str(error.value)
@@ -129,32 +132,44 @@ def test_unknown_nonlinearity():
         RNNCell(I, H, nonlinearity="gelu")
 
 
-def test_unknown_impl():
-    """At construction and when set later, the message names the bad impl and the valid ones."""
-    with pytest.raises(ValueError, match="unknown impl 'cuda'") as error:
-        layer(impl="cuda")
-    for impl in IMPLS:
-        assert repr(impl) in str(error.value)
+def test_unknown_engine():
+    """At construction and when set later, the message names the bad engine and the valid ones."""
+    with pytest.raises(ValueError, match="unknown engine 'cuda'") as error:
+        layer(engine="cuda")
+    for engine in ENGINES:
+        assert repr(engine) in str(error.value)
     rnn = layer()
-    with pytest.raises(ValueError, match="unknown impl 'fast'"):
-        rnn.impl = "fast"
-    assert rnn.impl == "auto", "a rejected impl must leave the old one in place"
+    with pytest.raises(ValueError, match="unknown engine 'fast'"):
+        rnn.engine = "fast"
+    assert rnn.engine == "auto", "a rejected engine must leave the old one in place"
 
 
-def test_torch_impl_on_layer_norm_lstm():
+def test_impl_is_the_older_name_of_engine():
+    """``impl=`` (and ``layer.impl``) still choose the engine; both names at once are refused."""
+    rnn = layer(impl="loop")
+    assert rnn.engine == "loop" and rnn.impl == "loop"
+    rnn.impl = "scan"
+    assert rnn.engine == "scan"
+    with pytest.raises(RnnkitError, match="unknown engine 'fast'"):
+        layer(impl="fast")
+    with pytest.raises(RnnkitError, match="engine= or its older name impl=, not both"):
+        layer(engine="scan", impl="loop")
+
+
+def test_torch_engine_on_layer_norm_lstm():
     """torch has no layer-norm LSTM kernel: asking for it fails at forward, by name."""
-    rnn = layer("layernorm_lstm", impl="torch")
-    with pytest.raises(ValueError, match="impl='torch' needs an rnn/lstm/gru cell"):
+    rnn = layer("layernorm_lstm", engine="torch")
+    with pytest.raises(ValueError, match="engine='torch' needs an rnn/lstm/gru cell"):
         rnn(x())
-    with pytest.raises(ValueError, match="impl='torch'"):
-        rnn.engine(torch.device("cpu"))
+    with pytest.raises(ValueError, match="engine='torch'"):
+        rnn.engine_for(torch.device("cpu"))
 
 
-def test_torch_impl_with_recurrent_dropout_only_in_training():
-    """torch's kernels have no recurrent dropout: impl="torch" refuses it in training and runs in
-    eval mode, where that dropout does not apply."""
-    rnn = layer("lstm", impl="torch", recurrent_dropout=0.3).train()
-    with pytest.raises(ValueError, match="impl='torch' needs .* without recurrent dropout"):
+def test_torch_engine_with_recurrent_dropout_only_in_training():
+    """torch's kernels have no recurrent dropout: engine="torch" refuses it in training and runs
+    in eval mode, where that dropout does not apply."""
+    rnn = layer("lstm", engine="torch", recurrent_dropout=0.3).train()
+    with pytest.raises(ValueError, match="engine='torch' needs .* without recurrent dropout"):
         rnn(x())
     out, _ = rnn.eval()(x())
     assert out.shape == (B, T, H)
@@ -181,17 +196,17 @@ def test_bad_sizes(input_size, hidden_size, name):
 
 
 # -------------------------------------------------------------------------------- state
-@pytest.mark.parametrize(("mode", "shape"), [
+@pytest.mark.parametrize(("cell", "shape"), [
     ("gru", (1, B, H + 1)), ("gru", (2, B, H)), ("gru", (1, B + 1, H)), ("lstm", (1, B, H + 1)),
 ])
-def test_state_of_wrong_shape(mode, shape):
+def test_state_of_wrong_shape(cell, shape):
     """The message gives the expected ``(L*D, B, H)`` and the shape that came."""
     state = torch.randn(*shape)
-    if mode == "lstm":
+    if cell == "lstm":
         state = LSTMState(state, state)
     with pytest.raises(ValueError, match=re.escape(
             f"expected a state of shape (L*D=1, B={B}, H={H}), got {shape}")):
-        layer(mode)(x(), state)
+        layer(cell)(x(), state)
 
 
 def test_lstm_given_a_bare_tensor_state():
@@ -251,7 +266,7 @@ def test_dropout_with_two_layers_does_not_warn():
 
 
 # ------------------------------------------------------------------------- torch interop
-@pytest.mark.parametrize("kwargs", [dict(mode="layernorm_lstm"), dict(context_size=K)],
+@pytest.mark.parametrize("kwargs", [dict(cell="layernorm_lstm"), dict(context_size=K)],
                          ids=["layernorm", "context"])
 def test_to_torch_without_equivalent(kwargs):
     """torch.nn has neither layer norm nor context conditioning: exporting them fails."""

@@ -10,34 +10,34 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.nn import CELL_KINDS, IMPLS, LSTMState, Recurrent
+from rnnkit.nn import CELL_KINDS, ENGINES, LSTMState, Recurrent
 
 B, T, I, H, K = 4, 5, 3, 4, 2  # batch, steps, input, hidden, context: tiny on purpose
 LENGTHS = (3, 5, 1, 5)  # unsorted, with a tie, the shortest (1) and the longest (T)
 DTYPE = torch.float64
 
-TORCH_MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru")  # the kinds torch.nn has
+TORCH_CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")  # the kinds torch.nn has
 FUSED = ("scan", "torch", "auto")  # the fast paths, compared against the loop
 
 
 # ----------------------------------------------------------------------------------- helpers
-def torch_rnn(mode: str, num_layers: int = 1, bidirectional: bool = False, *,
+def torch_rnn(cell: str, num_layers: int = 1, bidirectional: bool = False, *,
               batch_first: bool = True, bias: bool = True, input_size: int = I,
               dtype: torch.dtype = DTYPE) -> nn.RNNBase:
-    """torch.nn's layer for ``mode`` (random weights, float64 by default)."""
+    """torch.nn's layer for ``cell`` (random weights, float64 by default)."""
     kwargs = dict(num_layers=num_layers, bias=bias, batch_first=batch_first,
                   bidirectional=bidirectional, dtype=dtype)
-    if mode.startswith("rnn_"):
-        return nn.RNN(input_size, H, nonlinearity=mode[4:], **kwargs)
-    return {"lstm": nn.LSTM, "gru": nn.GRU}[mode](input_size, H, **kwargs)
+    if cell.startswith("rnn_"):
+        return nn.RNN(input_size, H, nonlinearity=cell[4:], **kwargs)
+    return {"lstm": nn.LSTM, "gru": nn.GRU}[cell](input_size, H, **kwargs)
 
 
-def recurrent(mode: str, num_layers: int = 1, bidirectional: bool = False, **kwargs
+def recurrent(cell: str, num_layers: int = 1, bidirectional: bool = False, **kwargs
               ) -> Recurrent:
     """A float64 ``Recurrent`` with random weights; norm gains and shifts randomised too."""
-    layer = Recurrent(mode, kwargs.pop("input_size", I), H, num_layers,
+    layer = Recurrent(cell, kwargs.pop("input_size", I), H, num_layers,
                       bidirectional=bidirectional, **kwargs).to(DTYPE)
-    if mode == "layernorm_lstm":
+    if cell == "layernorm_lstm":
         with torch.no_grad():
             for name, p in layer.named_parameters():
                 if name.endswith("_weight"):  # the norms' gains
@@ -47,10 +47,10 @@ def recurrent(mode: str, num_layers: int = 1, bidirectional: bool = False, **kwa
     return layer
 
 
-def supports(mode: str, impl: str, *, recurrent_dropout: bool = False) -> bool:
-    """Whether ``impl`` can run this configuration: only "torch" cannot run them all (it has
+def supports(cell: str, engine: str, *, recurrent_dropout: bool = False) -> bool:
+    """Whether ``engine`` can run this configuration: only "torch" cannot run them all (it has
     torch.nn's cells, conditioned or not, without recurrent dropout in training)."""
-    return impl != "torch" or (mode in TORCH_MODES and not recurrent_dropout)
+    return engine != "torch" or (cell in TORCH_CELLS and not recurrent_dropout)
 
 
 def random_state(layer: Recurrent):
@@ -139,19 +139,19 @@ def inputs_for(layer: Recurrent, *, with_state: bool = True, conditioned: bool =
 
 
 # ------------------------------------------------------------------- against torch.nn
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("with_state", [False, True], ids=["zero_state", "state"])
 @pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
-@pytest.mark.parametrize("mode", TORCH_MODES)
-def test_matches_torch_nn(mode, num_layers, bidirectional, with_lengths, with_state, impl):
+@pytest.mark.parametrize("cell", TORCH_CELLS)
+def test_matches_torch_nn(cell, num_layers, bidirectional, with_lengths, with_state, engine):
     """Every engine gives torch.nn's outputs, final states and gradients (input, initial state,
     every parameter); with lengths, torch's reference is the packed sequence, whose final state
     is each sequence's state at its own last step."""
-    reference = torch_rnn(mode, num_layers, bidirectional)
+    reference = torch_rnn(cell, num_layers, bidirectional)
     layer = Recurrent.from_torch(reference)
-    layer.impl = impl
+    layer.engine = engine
     x, state, _ = inputs_for(layer, with_state=with_state)
     lengths = LENGTHS if with_lengths else None
 
@@ -167,13 +167,13 @@ def test_matches_torch_nn(mode, num_layers, bidirectional, with_lengths, with_st
     torch.testing.assert_close(got, want)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("mode", TORCH_MODES)
-def test_matches_torch_nn_without_bias(mode, impl):
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("cell", TORCH_CELLS)
+def test_matches_torch_nn_without_bias(cell, engine):
     """``bias=False`` (no ``bias_ih``/``bias_hh``) in every engine equals torch.nn's."""
-    reference = torch_rnn(mode, 2, True, bias=False)
+    reference = torch_rnn(cell, 2, True, bias=False)
     layer = Recurrent.from_torch(reference)
-    layer.impl = impl
+    layer.engine = engine
     assert not any("bias" in name for name, _ in layer.named_parameters())
     x, state, _ = inputs_for(layer)
 
@@ -187,29 +187,29 @@ def test_matches_torch_nn_without_bias(mode, impl):
                     {**leaves(x, state), **dict(reference.named_parameters())}))
 
 
-@pytest.mark.parametrize(("mode", "recurrent_dropout", "expected"), [
+@pytest.mark.parametrize(("cell", "recurrent_dropout", "expected"), [
     ("lstm", 0.0, "torch"), ("gru", 0.0, "scan"), ("rnn_tanh", 0.0, "scan"),
     ("rnn_relu", 0.0, "scan"), ("layernorm_lstm", 0.0, "scan"), ("lstm", 0.3, "scan"),
 ])
-def test_auto_engine_on_cpu(mode, recurrent_dropout, expected):
-    """``impl="auto"`` on the CPU picks torch's fused kernel for the LSTM (the one oneDNN fuses)
+def test_auto_engine_on_cpu(cell, recurrent_dropout, expected):
+    """``engine="auto"`` on the CPU picks torch's fused kernel for the LSTM (the one oneDNN fuses)
     and the scan for the rest and for whatever torch cannot run (recurrent dropout in
-    training; in eval it does not apply); an explicit impl is used as given."""
+    training; in eval it does not apply); an explicit engine is used as given."""
     cpu = torch.device("cpu")
-    layer = Recurrent(mode, I, H, recurrent_dropout=recurrent_dropout).train()
-    assert layer.engine(cpu) == expected
-    assert layer.eval().engine(cpu) == ("torch" if mode == "lstm" else "scan")
-    for impl in [impl for impl in IMPLS if impl != "auto" and supports(mode, impl)]:
-        layer.impl = impl
-        assert layer.engine(cpu) == impl
+    layer = Recurrent(cell, I, H, recurrent_dropout=recurrent_dropout).train()
+    assert layer.engine_for(cpu) == expected
+    assert layer.eval().engine_for(cpu) == ("torch" if cell == "lstm" else "scan")
+    for engine in [engine for engine in ENGINES if engine != "auto" and supports(cell, engine)]:
+        layer.engine = engine
+        assert layer.engine_for(cpu) == engine
 
 
 # ---------------------------------------------------------------------------- context
 def widened(layer: Recurrent) -> Recurrent:
     """A 1-level layer without context whose input is ``[x, v]``: ``weight_ih`` of each
     direction is ``[weight_ih, weight_ch]``, every other weight copied; run by the loop."""
-    wide = recurrent(layer.mode, 1, layer.bidirectional, input_size=I + layer.context_size,
-                     bias=layer.bias, impl="loop")
+    wide = recurrent(layer.cell, 1, layer.bidirectional, input_size=I + layer.context_size,
+                     bias=layer.bias, engine="loop")
     with torch.no_grad():
         for cell, wide_cell in zip(layer.cells, wide.cells, strict=True):
             for name, p in wide_cell.named_parameters():
@@ -218,22 +218,22 @@ def widened(layer: Recurrent) -> Recurrent:
     return wide
 
 
-# (mode, impl, K): every engine with a context narrower than the batch; the torch engine also
+# (cell, engine, K): every engine with a context narrower than the batch; the torch engine also
 # with a wider one, which it passes as per-sequence one-hot columns instead of v itself
-CONTEXT_CASES = [(mode, impl, K) for mode, impl in itertools.product(CELL_KINDS, IMPLS)
-                 if supports(mode, impl)]
-CONTEXT_CASES += [(mode, "torch", B + 2) for mode in TORCH_MODES]
-CONTEXT_IDS = [f"{mode}-{impl}-K{k}" for mode, impl, k in CONTEXT_CASES]
+CONTEXT_CASES = [(cell, engine, K) for cell, engine in itertools.product(CELL_KINDS, ENGINES)
+                 if supports(cell, engine)]
+CONTEXT_CASES += [(cell, "torch", B + 2) for cell in TORCH_CELLS]
+CONTEXT_IDS = [f"{cell}-{engine}-K{k}" for cell, engine, k in CONTEXT_CASES]
 
 
 @pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-@pytest.mark.parametrize(("mode", "impl", "context_size"), CONTEXT_CASES, ids=CONTEXT_IDS)
-def test_context_equals_widened_input(mode, impl, context_size, bidirectional, with_lengths):
+@pytest.mark.parametrize(("cell", "engine", "context_size"), CONTEXT_CASES, ids=CONTEXT_IDS)
+def test_context_equals_widened_input(cell, engine, context_size, bidirectional, with_lengths):
     """One level conditioned on ``v`` equals the unconditioned level fed ``[x_t, v]`` at every
     step, with ``weight_ih`` widened by ``weight_ch``: outputs, states and the gradients of
     x, v, the state and every weight (``weight_ch``'s is the widened columns')."""
-    layer = recurrent(mode, 1, bidirectional, context_size=context_size, impl=impl)
+    layer = recurrent(cell, 1, bidirectional, context_size=context_size, engine=engine)
     wide = widened(layer)
     x, state, v = inputs_for(layer, conditioned=True)
     lengths = LENGTHS if with_lengths else None
@@ -258,23 +258,23 @@ def test_context_equals_widened_input(mode, impl, context_size, bidirectional, w
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
 @pytest.mark.parametrize(("num_layers", "bidirectional"), [(2, True), (3, False)],
                          ids=["2bi", "3uni"])
-@pytest.mark.parametrize(("mode", "impl", "context_size"),
+@pytest.mark.parametrize(("cell", "engine", "context_size"),
                          [case for case in CONTEXT_CASES if case[1] != "loop"],
                          ids=[i for i, case in zip(CONTEXT_IDS, CONTEXT_CASES, strict=True)
                               if case[1] != "loop"])
-def test_context_deep_matches_loop(mode, impl, context_size, num_layers, bidirectional, bias):
+def test_context_deep_matches_loop(cell, engine, context_size, num_layers, bidirectional, bias):
     """Deep conditioned layers (the context feeds every level): the fast engines equal the
     reference loop in outputs, states and every gradient, with lengths and a given state."""
-    layer = recurrent(mode, num_layers, bidirectional, context_size=context_size, bias=bias,
-                      impl=impl)
+    layer = recurrent(cell, num_layers, bidirectional, context_size=context_size, bias=bias,
+                      engine=engine)
     loop = copy.deepcopy(layer)
-    loop.impl = "loop"
+    loop.engine = "loop"
     x, state, v = inputs_for(layer, conditioned=True)
     assert_same_as_loop(layer, loop, x, state, v, LENGTHS)
 
 
 def assert_same_as_loop(layer, loop, x, state, context, lengths, seed=None):
-    """``layer`` and ``loop`` (its copy with impl="loop") agree on outputs, final states and
+    """``layer`` and ``loop`` (its copy with engine="loop") agree on outputs, final states and
     the gradients of x, the state, the context and every parameter; returns the output."""
     out, final = run_ours(layer, x, state, lengths, context, seed)
     expected_out, expected_final = run_ours(loop, x, state, lengths, context, seed)
@@ -292,20 +292,20 @@ def assert_same_as_loop(layer, loop, x, state, context, lengths, seed=None):
 NOISE = {"dropout": dict(dropout=0.4), "recurrent": dict(recurrent_dropout=0.5),
          "both": dict(dropout=0.4, recurrent_dropout=0.5)}
 DROPOUT_CASES = [
-    (mode, noise, impl) for mode, noise, impl in itertools.product(CELL_KINDS, NOISE, FUSED)
-    if supports(mode, impl, recurrent_dropout="recurrent_dropout" in NOISE[noise])]
+    (cell, noise, engine) for cell, noise, engine in itertools.product(CELL_KINDS, NOISE, FUSED)
+    if supports(cell, engine, recurrent_dropout="recurrent_dropout" in NOISE[noise])]
 
 
 @pytest.mark.parametrize(("num_layers", "bidirectional"), [(2, True), (3, False)],
                          ids=["2bi", "3uni"])
-@pytest.mark.parametrize(("mode", "noise", "impl"), DROPOUT_CASES)
-def test_dropout_same_masks_in_every_engine(mode, noise, impl, num_layers, bidirectional):
+@pytest.mark.parametrize(("cell", "noise", "engine"), DROPOUT_CASES)
+def test_dropout_same_masks_in_every_engine(cell, noise, engine, num_layers, bidirectional):
     """In training, with the same seed before each call, every engine draws the same inter-level
     and recurrent dropout masks as the loop and gives the same outputs, states and gradients;
     the masks do change the result (the comparison is not of noise-free runs)."""
-    layer = recurrent(mode, num_layers, bidirectional, impl=impl, **NOISE[noise]).train()
+    layer = recurrent(cell, num_layers, bidirectional, engine=engine, **NOISE[noise]).train()
     loop = copy.deepcopy(layer)
-    loop.impl = "loop"
+    loop.engine = "loop"
     x, state, _ = inputs_for(layer)
     out = assert_same_as_loop(layer, loop, x, state, None, LENGTHS, seed=7)
 
@@ -318,18 +318,18 @@ def test_dropout_same_masks_in_every_engine(mode, noise, impl, num_layers, bidir
 
 # ------------------------------------------------------------------------------ padding
 PADDING_CASES = [
-    (mode, impl, conditioned)
-    for mode, impl, conditioned in itertools.product(CELL_KINDS, IMPLS, [False, True])
-    if supports(mode, impl)]
+    (cell, engine, conditioned)
+    for cell, engine, conditioned in itertools.product(CELL_KINDS, ENGINES, [False, True])
+    if supports(cell, engine)]
 
 
-@pytest.mark.parametrize(("mode", "impl", "conditioned"), PADDING_CASES)
-def test_padded_batch_equals_sequences_alone(mode, impl, conditioned):
+@pytest.mark.parametrize(("cell", "engine", "conditioned"), PADDING_CASES)
+def test_padded_batch_equals_sequences_alone(cell, engine, conditioned):
     """A padded batch with lengths is the same as running each sequence alone (batch of one,
     its true length, no padding): outputs over its real steps, final state (both directions),
     zeros at padded steps, and gradients (per-sequence ones, and parameter ones summed). The
     padding values never matter: garbage there changes nothing and gets zero gradient."""
-    layer = recurrent(mode, 2, True, context_size=K if conditioned else 0, impl=impl)
+    layer = recurrent(cell, 2, True, context_size=K if conditioned else 0, engine=engine)
     x, state, v = inputs_for(layer, conditioned=conditioned)
     pad = torch.zeros(B, T, 1, dtype=torch.bool)
     for b, length in enumerate(LENGTHS):
@@ -382,16 +382,16 @@ def test_padded_batch_equals_sequences_alone(mode, impl, conditioned):
 @pytest.mark.parametrize(("num_layers", "bidirectional"), [(1, False), (2, True), (3, True)],
                          ids=["1uni", "2bi", "3bi"])
 @pytest.mark.parametrize("batch_first", [True, False], ids=["batch_first", "time_first"])
-@pytest.mark.parametrize("mode", TORCH_MODES)
-def test_from_torch_to_torch_round_trip(mode, batch_first, num_layers, bidirectional, bias):
+@pytest.mark.parametrize("cell", TORCH_CELLS)
+def test_from_torch_to_torch_round_trip(cell, batch_first, num_layers, bidirectional, bias):
     """``from_torch`` copies a torch.nn layer (batch-first or not) into a batch-first
     ``Recurrent`` with the same numbers on the transposed input; ``to_torch`` gives back an
     equivalent module with identical weights, for either layout."""
-    module = torch_rnn(mode, num_layers, bidirectional, batch_first=batch_first, bias=bias)
+    module = torch_rnn(cell, num_layers, bidirectional, batch_first=batch_first, bias=bias)
     module.eval()
     layer = Recurrent.from_torch(module)
-    assert (layer.mode, layer.num_layers, layer.bidirectional, layer.bias) == (
-        mode, num_layers, bidirectional, bias)
+    assert (layer.cell, layer.num_layers, layer.bidirectional, layer.bias) == (
+        cell, num_layers, bidirectional, bias)
     assert not layer.training, "from_torch keeps the module's train/eval mode"
 
     x, state, _ = inputs_for(layer)
@@ -413,8 +413,8 @@ def test_from_torch_to_torch_round_trip(mode, batch_first, num_layers, bidirecti
         assert not exported.training
         assert (exported.num_layers, exported.bidirectional, exported.bias) == (
             num_layers, bidirectional, bias)
-        if mode.startswith("rnn_"):
-            assert exported.nonlinearity == mode[4:]
+        if cell.startswith("rnn_"):
+            assert exported.nonlinearity == cell[4:]
         assert list(exported.state_dict()) == list(torch_names(layer))
         for name, p in torch_names(layer).items():
             assert torch.equal(getattr(exported, name), p), name
@@ -427,12 +427,12 @@ def test_from_torch_to_torch_round_trip(mode, batch_first, num_layers, bidirecti
 # -------------------------------------------------------------------------------- step()
 @pytest.mark.parametrize("conditioned", [False, True], ids=["plain", "context"])
 @pytest.mark.parametrize("num_layers", [1, 3])
-@pytest.mark.parametrize("mode", CELL_KINDS)
-def test_step_equals_forward(mode, num_layers, conditioned):
+@pytest.mark.parametrize("cell", CELL_KINDS)
+def test_step_equals_forward(cell, num_layers, conditioned):
     """In eval mode, ``step()`` called T times (carrying its state) gives ``forward()``'s
     outputs at every step and its final state, from a given initial state."""
     noise = dict(dropout=0.3, recurrent_dropout=0.3) if num_layers > 1 else {}
-    layer = recurrent(mode, num_layers, context_size=K if conditioned else 0, **noise).eval()
+    layer = recurrent(cell, num_layers, context_size=K if conditioned else 0, **noise).eval()
     x, state, v = inputs_for(layer, conditioned=conditioned)
     with torch.no_grad():
         out, final = layer(x, state, context=v)
@@ -453,16 +453,16 @@ def test_step_from_zero_state() -> None:
 
 
 # ---------------------------------------------------------------------------- inference
-NO_GRAD_CASES = [(mode, impl) for mode, impl in itertools.product(CELL_KINDS, FUSED)
-                 if supports(mode, impl)]
+NO_GRAD_CASES = [(cell, engine) for cell, engine in itertools.product(CELL_KINDS, FUSED)
+                 if supports(cell, engine)]
 
 
 @pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
-@pytest.mark.parametrize(("mode", "impl"), NO_GRAD_CASES)
-def test_no_grad_gives_the_same_numbers(mode, impl, with_lengths):
+@pytest.mark.parametrize(("cell", "engine"), NO_GRAD_CASES)
+def test_no_grad_gives_the_same_numbers(cell, engine, with_lengths):
     """Under ``torch.no_grad()`` (the engines' inference paths) the outputs and final states are
     those of a run with autograd, and nothing requires grad."""
-    layer = recurrent(mode, 2, True, impl=impl)
+    layer = recurrent(cell, 2, True, engine=engine)
     x, state, _ = inputs_for(layer)
     lengths = LENGTHS if with_lengths else None
     expected = run_ours(layer, x, state, lengths)
@@ -474,7 +474,7 @@ def test_no_grad_gives_the_same_numbers(mode, impl, with_lengths):
 
 def test_inference_mode_matches() -> None:
     """``torch.inference_mode()`` works too, with the same numbers."""
-    layer = recurrent("gru", 2, True, impl="scan")
+    layer = recurrent("gru", 2, True, engine="scan")
     x, state, _ = inputs_for(layer)
     expected, _ = run_ours(layer, x, state, LENGTHS)
     with torch.inference_mode():
@@ -483,19 +483,19 @@ def test_inference_mode_matches() -> None:
 
 
 # ------------------------------------------------------------------------ partial freeze
-FREEZE_CASES = [(mode, impl) for mode, impl in itertools.product(CELL_KINDS, FUSED)
-                if supports(mode, impl)]
+FREEZE_CASES = [(cell, engine) for cell, engine in itertools.product(CELL_KINDS, FUSED)
+                if supports(cell, engine)]
 
 
-@pytest.mark.parametrize(("mode", "impl"), FREEZE_CASES)
-def test_training_one_parameter_alone(mode, impl):
+@pytest.mark.parametrize(("cell", "engine"), FREEZE_CASES)
+def test_training_one_parameter_alone(cell, engine):
     """With every other weight frozen and inputs that need no gradient (fine-tuning one
     tensor, e.g. only the biases or only the norms), each parameter of a conditioned
     bidirectional layer still gets the loop's gradient: the engines must notice that any of
     their inputs requires grad."""
-    layer = recurrent(mode, 1, True, context_size=K, impl=impl)
+    layer = recurrent(cell, 1, True, context_size=K, engine=engine)
     loop = copy.deepcopy(layer)
-    loop.impl = "loop"
+    loop.engine = "loop"
     x, _, _ = inputs_for(layer, with_state=False)
     x, v = x.detach(), torch.randn(B, K, dtype=DTYPE)
     failures = []
@@ -515,14 +515,14 @@ def test_training_one_parameter_alone(mode, impl):
 
 
 # ------------------------------------------------------------------------------- float32
-@pytest.mark.parametrize(("mode", "impl"), [(mode, impl) for mode in CELL_KINDS
-                                            for impl in ("scan", "torch")
-                                            if supports(mode, impl)])
-def test_float32(mode, impl):
+@pytest.mark.parametrize(("cell", "engine"), [(cell, engine) for cell in CELL_KINDS
+                                            for engine in ("scan", "torch")
+                                            if supports(cell, engine)])
+def test_float32(cell, engine):
     """float32 layers work in the fast engines and agree with the float64 loop (loosely)."""
-    layer = recurrent(mode, 2, True, impl=impl)
+    layer = recurrent(cell, 2, True, engine=engine)
     reference = copy.deepcopy(layer)
-    reference.impl = "loop"
+    reference.engine = "loop"
     layer = layer.float()
     x, state, _ = inputs_for(reference)
     x32 = x.detach().float().requires_grad_()
@@ -544,19 +544,19 @@ def test_float32(mode, impl):
 
 
 # --------------------------------------------------------------------------------- smoke
-@pytest.mark.parametrize(("mode", "impl"), [
-    (mode, impl) for mode, impl in itertools.product(CELL_KINDS, IMPLS)
-    if supports(mode, impl, recurrent_dropout=True)])
-def test_every_cell_kind_trains(mode, impl):
+@pytest.mark.parametrize(("cell", "engine"), [
+    (cell, engine) for cell, engine in itertools.product(CELL_KINDS, ENGINES)
+    if supports(cell, engine, recurrent_dropout=True)])
+def test_every_cell_kind_trains(cell, engine):
     """A deep, bidirectional, conditioned layer with both dropouts and lengths: the documented
     output and state shapes, finite numbers, and a non-zero gradient for every parameter."""
     hidden = 8  # a few more units than elsewhere, so that no relu level is dead by chance
-    layer = Recurrent(mode, I, hidden, 2, bidirectional=True, context_size=K, dropout=0.2,
-                      recurrent_dropout=0.2, impl=impl).train()
+    layer = Recurrent(cell, I, hidden, 2, bidirectional=True, context_size=K, dropout=0.2,
+                      recurrent_dropout=0.2, engine=engine).train()
     x = torch.randn(B, T, I)
     out, final = layer(x, lengths=torch.tensor(LENGTHS), context=torch.randn(B, K))
     assert out.shape == (B, T, 2 * hidden)
-    assert isinstance(final, LSTMState) == mode.endswith("lstm")
+    assert isinstance(final, LSTMState) == cell.endswith("lstm")
     for f in parts(final):
         assert f.shape == (4, B, hidden)
     assert all(torch.isfinite(t).all() for t in (out, *parts(final)))
@@ -567,20 +567,20 @@ def test_every_cell_kind_trains(mode, impl):
 
 
 # ------------------------------------------------------------------------------ autocast
-@pytest.mark.parametrize(("mode", "impl"), [(mode, impl) for mode in CELL_KINDS
-                                            for impl in IMPLS if supports(mode, impl)])
-def test_autocast_bfloat16_runs_and_stays_close(mode, impl):
+@pytest.mark.parametrize(("cell", "engine"), [(cell, engine) for cell in CELL_KINDS
+                                            for engine in ENGINES if supports(cell, engine)])
+def test_autocast_bfloat16_runs_and_stays_close(cell, engine):
     """Under CPU autocast (bfloat16) every engine runs forward and backward, and its outputs
     stay within bfloat16 rounding of the float32 run (looser for layer norm, which amplifies
     the rounding of small recurrent projections at the first steps)."""
-    layer = Recurrent(mode, I, H, 2, bidirectional=True, impl=impl)
+    layer = Recurrent(cell, I, H, 2, bidirectional=True, engine=engine)
     x = torch.randn(B, T, I, requires_grad=True)
     lengths = torch.tensor(LENGTHS)
     expected, _ = layer(x, lengths=lengths)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out, _ = layer(x, lengths=lengths)
     out.float().square().sum().backward()
-    tolerance = 0.15 if mode == "layernorm_lstm" else 5e-2
+    tolerance = 0.15 if cell == "layernorm_lstm" else 5e-2
     torch.testing.assert_close(out.float(), expected, atol=tolerance, rtol=tolerance)
     assert x.grad is not None and torch.isfinite(x.grad).all()
     assert all(p.grad is not None for p in layer.parameters())

@@ -164,32 +164,32 @@ def test_kernel_gradcheck(kind, masked, lengths):
 
 
 # ------------------------------------------------------------------- through Recurrent
-# (mode, impl, dropout, context size): the scan also with recurrent dropout; the torch engine
+# (cell, engine, dropout, context size): the scan also with recurrent dropout; the torch engine
 # has no layer norm and no recurrent dropout, and takes a context narrower than the batch as
 # extra input columns and a wider one as per-sequence one-hot columns: both are checked
-RECURRENT_CASES = [(mode, "scan", noisy, 2) for mode in CELL_KINDS for noisy in (False, True)]
-RECURRENT_CASES += [(mode, "torch", noisy, k) for mode in CELL_KINDS if mode != "layernorm_lstm"
+RECURRENT_CASES = [(cell, "scan", noisy, 2) for cell in CELL_KINDS for noisy in (False, True)]
+RECURRENT_CASES += [(cell, "torch", noisy, k) for cell in CELL_KINDS if cell != "layernorm_lstm"
                     for noisy, k in ((False, 2), (True, 2), (False, B + 1))]
 
 
-@pytest.mark.parametrize(("mode", "impl", "noisy", "context_size"), RECURRENT_CASES,
+@pytest.mark.parametrize(("cell", "engine", "noisy", "context_size"), RECURRENT_CASES,
                          ids=[f"{m}-{i}-{'dropout' if n else 'plain'}-K{k}"
                               for m, i, n, k in RECURRENT_CASES])
-def test_recurrent_gradcheck(mode, impl, noisy, context_size):
+def test_recurrent_gradcheck(cell, engine, noisy, context_size):
     """A bidirectional 2-level conditioned layer with lengths, parameters as gradcheck inputs
     through ``torch.func.functional_call``: finite differences agree with the engine's
     gradients for x, the initial state, the context and every weight; with dropout (recurrent
     dropout too for the scan) reseeded so that the masks stay fixed."""
     noise = {}
     if noisy:
-        noise = dict(dropout=0.3, recurrent_dropout=0.0 if impl == "torch" else 0.3)
-    layer = Recurrent(mode, 2, 2, 2, bidirectional=True, context_size=context_size,
-                      impl=impl, **noise).to(DTYPE).train()
+        noise = dict(dropout=0.3, recurrent_dropout=0.0 if engine == "torch" else 0.3)
+    layer = Recurrent(cell, 2, 2, 2, bidirectional=True, context_size=context_size,
+                      engine=engine, **noise).to(DTYPE).train()
     names = [name for name, _ in layer.named_parameters()]
     weights = [p.detach().clone().requires_grad_() for p in layer.parameters()]
     x = torch.randn(B, T, 2, dtype=DTYPE, requires_grad=True)
     state = [torch.randn(4, B, 2, dtype=DTYPE, requires_grad=True)
-             for _ in range(2 if mode.endswith("lstm") else 1)]
+             for _ in range(2 if cell.endswith("lstm") else 1)]
     context = torch.randn(B, context_size, dtype=DTYPE, requires_grad=True)
     lengths = torch.tensor([2, 4, 3])
 

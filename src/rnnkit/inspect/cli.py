@@ -84,7 +84,7 @@ def _gradients(args: argparse.Namespace) -> int:
         with torch.no_grad():
             x = model.model.embedding(ids[None])  # (1, T) -> (1, T, E)
         flows = [gradient_flow(rnn, x, loss=args.loss)]
-        title = f"{args.run}: {rnn.mode}, T={args.steps}"
+        title = f"{args.run}: {rnn.cell}, T={args.steps}"
         spectra = hh_spectrum(rnn, k=5)
     print(title)
     print(flow_table(flows))

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.files import atomic_write_bytes
-from ..nn import CELL_KINDS, GRUCell, LayerNormLSTMCell, LSTMCell, Recurrent, RNNCell
+from ..nn import GRUCell, LayerNormLSTMCell, LSTMCell, Recurrent, RNNCell, check_cell
 from ..nn.cells import LAYER_NORM_EPS
 
 LOSSES = ("last", "every")
@@ -101,7 +101,7 @@ def gradient_flow(rnn: Recurrent, x: Tensor, *, loss: str = "last",
     norms = [torch.zeros((), dtype=h.dtype) if g is None else g.norm(dim=1).mean().cpu()
              for g, h in zip(grads, every_h, strict=True)]  # L*T x (B, H) -> L*T scalars
     L, T = len(levels), len(top)
-    return GradientFlow(rnn.mode, torch.stack(norms).view(L, T), loss)  # (L*T,) -> (L, T)
+    return GradientFlow(rnn.cell, torch.stack(norms).view(L, T), loss)  # (L*T,) -> (L, T)
 
 
 def _check_layer(rnn: Recurrent, x: Tensor) -> None:
@@ -172,16 +172,14 @@ def compare_cells(kinds: Sequence[str] = ("rnn_tanh", "lstm", "gru"), *, input_s
     within 100 steps.
     """
     for kind in kinds:
-        if kind not in CELL_KINDS:
-            raise ValueError(f"unknown cell kind {kind!r}: expected one of "
-                             + ", ".join(repr(k) for k in CELL_KINDS))
+        check_cell(kind)
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, steps, input_size, generator=generator, dtype=dtype)
     flows = []
     for kind in kinds:
         with torch.random.fork_rng(devices=[]):  # the same weights for a seed, global RNG kept
             torch.manual_seed(seed)
-            rnn = Recurrent(kind, input_size, hidden_size, num_layers, impl="loop").to(dtype)
+            rnn = Recurrent(kind, input_size, hidden_size, num_layers, engine="loop").to(dtype)
         if forget_bias is not None:
             set_forget_bias(rnn, forget_bias)
         flows.append(gradient_flow(rnn, x, loss=loss))
@@ -222,7 +220,7 @@ def hh_spectrum(rnn: Recurrent, k: int = 10) -> dict[str, Tensor]:
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"expected k, the number of singular values, >= 1, got {k!r}")
-    gates = GATES[rnn.mode]
+    gates = GATES[rnn.cell]
     spectra = {}
     for index, cell in enumerate(rnn.cells):
         level, direction = divmod(index, rnn.num_directions)
@@ -264,7 +262,7 @@ def gate_saturation(rnn: Recurrent, x: Tensor, *, low: float = 0.05, high: float
     and above ``high``; tanh units below ``-high`` and above ``high``.
     """
     _check_layer(rnn, x)
-    if rnn.mode == "rnn_relu":
+    if rnn.cell == "rnn_relu":
         raise ValueError("expected a cell with saturating units (tanh or sigmoid), got "
                          "'rnn_relu': a ReLU never saturates above")
     if not 0.0 <= low < high <= 1.0:

@@ -35,7 +35,6 @@ caption without ``<START>``, and the loss the cross-entropy of the real target t
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -44,18 +43,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import (
+    check_fields,
+    check_ids_shape,
+    check_lengths_shape,
+    check_special_ids,
+    is_integer,
+)
 from ..config import option
 from ..decoding import Sampler, beam_search, check_sampling
-from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating, make_cell
+from ..errors import RnnkitError
+from ..nn import CELL_KINDS, LSTMState, Recurrent, check_cell, evaluating, make_cell
 
 __all__ = ["CONDITIONINGS", "DECODE_METHODS", "Caption", "Captioner", "CaptionerConfig"]
 
 CONDITIONINGS = ("every_step", "init_state", "first_input", "attention")
 DECODE_METHODS = ("greedy", "sample", "beam")
 
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass
@@ -93,36 +97,16 @@ class CaptionerConfig:
                               "<END> not counted (the lecture's 30)")
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "feature_size", "embedding_size", "hidden_size",
-                     "num_layers", "attention_size", "max_len"):
-            value = getattr(self, name)
-            if value is None and name in ("vocab_size", "feature_size"):
-                continue  # not known until the data is read; the model needs them
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.cell not in CELL_KINDS:
-            raise ValueError(f"unknown cell {self.cell!r}: expected one of "
-                             + ", ".join(repr(k) for k in CELL_KINDS))
-        if self.conditioning not in CONDITIONINGS:
-            raise ValueError(f"unknown conditioning {self.conditioning!r}: expected one of "
-                             + ", ".join(repr(c) for c in CONDITIONINGS))
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
-                0 <= self.dropout < 1):
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        V = self.vocab_size
-        specials = {}
-        for name in ("pad_index", "unk_index", "start_index", "end_index"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 0 or (V is not None and value >= V):
-                raise ValueError(f"{name} must be an id in [0, {V or 'V'}) (the vocabulary), "
-                                 f"got {value!r}")
-            if value in specials:
-                raise ValueError(f"{name} and {specials[value]} must differ, got {value} for "
-                                 "both")
-            specials[value] = name
-        if V is not None and V < 5:
-            raise ValueError(f"vocab_size must leave room for words beside the four special "
-                             f"tokens (at least 5), got {V}")
+        check_fields(self, positive=("embedding_size", "hidden_size", "num_layers",
+                                     "attention_size", "max_len"),
+                     from_data=("vocab_size", "feature_size"))
+        check_cell(self.cell)
+        check_fields(self, choices={"conditioning": CONDITIONINGS}, rates=("dropout",))
+        check_special_ids(self, ("pad_index", "unk_index", "start_index", "end_index"),
+                          self.vocab_size, "the vocabulary")
+        if self.vocab_size is not None and self.vocab_size < 5:
+            raise RnnkitError(f"vocab_size must leave room for words beside the four special "
+                              f"tokens (at least 5), got {self.vocab_size}")
 
 
 class Caption(NamedTuple):
@@ -195,6 +179,9 @@ class Captioner(nn.Module):
           ``pad_index`` are not scored, whatever their ids.
         * ``lengths`` ``(B,)``: optional, each caption's tokens, ``<START>`` and ``<END>``
           included, in ``[2, T]``.
+
+        Their types and shapes are checked here; the values of the captions and lengths where
+        they are encoded (:mod:`rnnkit.checks`).
 
     Outputs: ``logits, loss``
         * ``logits`` ``(B, T-1, V)``: step ``t`` guesses ``captions[:, t+1]``.
@@ -307,16 +294,8 @@ class Captioner(nn.Module):
         ended_before = (targets == self.config.end_index).long().cumsum(dim=1)  # (B, T-1)
         ended_before = ended_before - (targets == self.config.end_index).long()
         scored = (ended_before == 0) & (targets != self.config.pad_index)
-        if lengths is not None:
-            lengths = torch.as_tensor(lengths)
-            if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex() or (
-                    lengths.dtype == torch.bool):
-                raise ValueError(f"expected lengths as {B} integers (B,), got {lengths.dtype} "
-                                 f"of shape {tuple(lengths.shape)}")
-            low, high = (int(v) for v in torch.aminmax(lengths))
-            if low < 2 or high > T:
-                raise ValueError(f"expected every length in [2, T={T}] (<START> and <END> "
-                                 f"count), got lengths from {low} to {high}")
+        if lengths is not None:  # their values in [2, T]: rnnkit.checks.check_lengths
+            lengths = check_lengths_shape(lengths, B)
             steps = torch.arange(1, T, device=captions.device)  # target t+1 sits at position t+1
             scored = scored & (steps < lengths.to(captions.device).unsqueeze(1))
         return scored
@@ -326,8 +305,8 @@ class Captioner(nn.Module):
         """The attention ``(B, T-1, R)`` with which each target ``captions[:, 1:]`` is predicted
         under teacher forcing (rows sum to 1), in evaluation mode. ``"attention"`` only."""
         if self.config.conditioning != "attention":
-            raise ValueError(f"attention weights need conditioning='attention'; this model "
-                             f"uses {self.config.conditioning!r}")
+            raise RnnkitError(f"attention weights need conditioning='attention'; this model "
+                              f"uses {self.config.conditioning!r}")
         features = self._check_features(features)
         captions = self._check_captions(captions, features.shape[0])
         with evaluating(self):
@@ -433,17 +412,17 @@ class Captioner(nn.Module):
         the same prefix (tested).
         """
         if method not in DECODE_METHODS:
-            raise ValueError(f"unknown method {method!r}: expected one of "
-                             + ", ".join(repr(m) for m in DECODE_METHODS))
+            raise RnnkitError(f"unknown method {method!r}: expected one of "
+                              + ", ".join(repr(m) for m in DECODE_METHODS))
         check_sampling(temperature, top_k)
         max_len = self.config.max_len if max_len is None else max_len
-        if not _is_int(max_len) or max_len < 1:
-            raise ValueError(f"max_len must be a positive integer, got {max_len!r}")
-        if not _is_int(n_best) or n_best < 1:
-            raise ValueError(f"n_best must be a positive integer, got {n_best!r}")
+        if not is_integer(max_len) or max_len < 1:
+            raise RnnkitError(f"max_len must be a positive integer, got {max_len!r}")
+        if not is_integer(n_best) or n_best < 1:
+            raise RnnkitError(f"n_best must be a positive integer, got {n_best!r}")
         if method == "greedy" and n_best != 1:
-            raise ValueError(f"greedy decoding has one caption per image: n_best must be 1, "
-                             f"got {n_best} (use method='beam' or 'sample')")
+            raise RnnkitError(f"greedy decoding has one caption per image: n_best must be 1, "
+                              f"got {n_best} (use method='beam' or 'sample')")
         features = self._check_features(features)
         with evaluating(self):
             if method == "beam":
@@ -529,24 +508,15 @@ class Captioner(nn.Module):
             got = (f"{features.dtype} of shape {tuple(features.shape)}"
                    if isinstance(features, Tensor) else type(features).__name__)
             needs = " (attention needs the grid)" if grid_only else ""
-            raise ValueError(f"expected features as a float tensor {shapes}{needs}, got {got}")
+            raise RnnkitError(f"expected features as a float tensor {shapes}{needs}, got {got}")
         return features.to(self.head.weight)
 
     def _check_captions(self, captions: Tensor, B: int) -> Tensor:
-        if not isinstance(captions, Tensor) or captions.is_floating_point() or (
-                captions.is_complex() or captions.dtype == torch.bool):
-            got = captions.dtype if isinstance(captions, Tensor) else type(captions).__name__
-            raise ValueError(f"expected captions as integer token ids (int64), got {got}")
-        if captions.dim() != 2 or captions.shape[0] != B or captions.shape[1] < 2:
-            raise ValueError(f"expected captions of shape (B={B}, T >= 2) (<START> and at least "
-                             f"one target), got {tuple(captions.shape)}")
-        V = self.config.vocab_size
-        low, high = (int(v) for v in torch.aminmax(captions))
-        if low < 0 or high >= V:
-            raise ValueError(f"expected captions in [0, {V}) (the vocabulary), got ids from "
-                             f"{low} to {high}")
-        return captions.to(device=self.head.weight.device, dtype=torch.long)
-
+        """``captions`` ``(B, T >= 2)`` as int64 on the model's device (types and shapes: their
+        values are checked where they are encoded)."""
+        captions = check_ids_shape(captions, "captions", f"(B={B}, T >= 2) (<START> and at least "
+                                   "one target)", batch_size=B, min_steps=2)
+        return captions.to(self.head.weight.device)
 
 def _stack_rows(rows: list[Tensor], like: Tensor) -> Tensor:
     """Attention rows ``len x (R,)`` -> ``(len, R)``; ``(0, R)`` for a caption with no words."""

@@ -18,24 +18,29 @@ whose weights also say which words the model looked at (:meth:`SequenceClassifie
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import (
+    check_fields,
+    check_ids_shape,
+    check_lengths_shape,
+    check_special_ids,
+    check_token_ids,
+    is_integer,
+)
 from ..config import option
-from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating
+from ..errors import RnnkitError
+from ..nn import CELL_KINDS, LSTMState, Recurrent, check_cell, evaluating
 
 __all__ = ["POOLINGS", "AttentionPooling", "ClassifierConfig", "SequenceClassifier"]
 
 POOLINGS = ("last", "max", "mean", "attention")
 EXPLAIN_METHODS = ("grad_x_input", "occlusion")
 
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass
@@ -74,36 +79,15 @@ class ClassifierConfig:
                                    "gradient; set from the vocabulary", cli=False)
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "num_classes", "embedding_size", "hidden_size",
-                     "num_layers", "attention_size"):
-            value = getattr(self, name)
-            if name in ("vocab_size", "num_classes") and value is None:
-                continue  # not known until the data is read; the model needs them
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_fields(self, positive=("embedding_size", "hidden_size", "num_layers",
+                                     "attention_size"), from_data=("vocab_size", "num_classes"))
         if self.num_classes is not None and self.num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
-        if self.cell not in CELL_KINDS:
-            raise ValueError(f"unknown cell {self.cell!r}: expected one of "
-                             + ", ".join(repr(k) for k in CELL_KINDS))
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {self.pooling!r}: expected one of "
-                             + ", ".join(repr(k) for k in POOLINGS))
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
-                0 <= self.dropout < 1):
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if isinstance(self.word_dropout, bool) or not isinstance(
-                self.word_dropout, (int, float)) or not 0 <= self.word_dropout < 1:
-            raise ValueError(f"word_dropout must be in [0, 1), got {self.word_dropout!r}")
-        for name in ("bidirectional", "freeze_embedding"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        for name in ("padding_index", "unk_index"):
-            value = getattr(self, name)
-            upper = float("inf") if self.vocab_size is None else self.vocab_size
-            if not _is_int(value) or not 0 <= value < upper:
-                raise ValueError(f"{name} must be an id in [0, {upper}) (the vocabulary), "
-                                 f"got {value!r}")
+            raise RnnkitError(f"num_classes must be at least 2, got {self.num_classes}")
+        check_cell(self.cell)
+        check_fields(self, choices={"pooling": POOLINGS}, rates=("dropout", "word_dropout"),
+                     flags=("bidirectional", "freeze_embedding"))
+        check_special_ids(self, ("padding_index", "unk_index"), self.vocab_size,
+                          "the vocabulary", distinct=False)
 
     @property
     def feature_size(self) -> int:
@@ -148,6 +132,9 @@ class SequenceClassifier(nn.Module):
         * ``lengths`` ``(B,)``: real lengths in ``[1, T]``; ``None``: every sequence is ``T``
           long.
         * ``targets`` ``(B,)``: class ids in ``[0, C)``.
+
+        Their types and shapes are checked here; the values of the ids and targets where they
+        are encoded (:mod:`rnnkit.checks`), the lengths' by :class:`rnnkit.nn.Recurrent`.
 
     Outputs: ``logits, loss``
         * ``logits`` ``(B, C)``.
@@ -194,11 +181,11 @@ class SequenceClassifier(nn.Module):
         expected = tuple(self.embedding.weight.shape)
         if not isinstance(matrix, Tensor) or not matrix.is_floating_point():
             got = matrix.dtype if isinstance(matrix, Tensor) else type(matrix).__name__
-            raise ValueError(f"expected a pretrained embedding as a float tensor (V, E) = "
-                             f"{expected}, got {got}")
+            raise RnnkitError(f"expected a pretrained embedding as a float tensor (V, E) = "
+                              f"{expected}, got {got}")
         if tuple(matrix.shape) != expected:
-            raise ValueError(f"expected a pretrained embedding of shape (V, E) = {expected} "
-                             f"(vocab_size, embedding_size), got {tuple(matrix.shape)}")
+            raise RnnkitError(f"expected a pretrained embedding of shape (V, E) = {expected} "
+                              f"(vocab_size, embedding_size), got {tuple(matrix.shape)}")
         with torch.no_grad():
             self.embedding.weight.copy_(matrix)
 
@@ -210,7 +197,7 @@ class SequenceClassifier(nn.Module):
     def forward(self, ids: Tensor, lengths: Tensor | None = None,
                 targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         ids = self._check_ids(ids)
-        lengths = self._check_lengths(lengths, *ids.shape)
+        lengths = None if lengths is None else check_lengths_shape(lengths, ids.shape[0])
         logits, _ = self._classify(self.embedding(self._drop_words(ids)), lengths)  # -> (B, C)
         loss = None
         if targets is not None:
@@ -221,7 +208,7 @@ class SequenceClassifier(nn.Module):
         """The pooled sentence vectors ``(B, D*H)`` and the attention weights ``(B, T)`` (those
         for ``pooling="attention"`` only, else ``None``). Dropout acts as in ``forward``."""
         ids = self._check_ids(ids)
-        lengths = self._check_lengths(lengths, *ids.shape)
+        lengths = None if lengths is None else check_lengths_shape(lengths, ids.shape[0])
         return self._encode(self.embedding(ids), lengths)
 
     def _drop_words(self, ids: Tensor) -> Tensor:
@@ -241,6 +228,7 @@ class SequenceClassifier(nn.Module):
 
     def _encode(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         B, T, _ = x.shape
+        # the layer checks the lengths' values (on the host, where it packs them)
         out, final = self.rnn(self.drop(x), lengths=lengths)  # (B, T, E) -> (B, T, D*H)
         pooling = self.config.pooling
         if pooling == "last":
@@ -250,6 +238,7 @@ class SequenceClassifier(nn.Module):
             return h[-D:].transpose(0, 1).reshape(B, D * self.config.hidden_size), None
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.long, device=x.device)
+        lengths = lengths.to(x.device)
         mask = torch.arange(T, device=x.device) < lengths.unsqueeze(1)  # (B, T): real steps
         if pooling == "max":
             # padding is -inf, never the max (out's zeros there could beat negative units)
@@ -278,8 +267,8 @@ class SequenceClassifier(nn.Module):
         """The attention pooling's weights ``(B, T)`` (0 at padding, rows sum to 1), in
         evaluation mode: which steps the sentence vector is made of."""
         if self.attention is None:
-            raise ValueError(f"attention weights need pooling='attention'; this model pools "
-                             f"with {self.config.pooling!r}")
+            raise RnnkitError(f"attention weights need pooling='attention'; this model pools "
+                              f"with {self.config.pooling!r}")
         with evaluating(self):
             _, weights = self.encode(ids, lengths)
         return weights
@@ -302,14 +291,15 @@ class SequenceClassifier(nn.Module):
           target (Zeiler & Fergus 2014; Li et al. 2016). All ``T`` variants run as one batch.
         """
         if method not in EXPLAIN_METHODS:
-            raise ValueError(f"unknown method {method!r}: expected one of "
-                             + ", ".join(repr(m) for m in EXPLAIN_METHODS))
+            raise RnnkitError(f"unknown method {method!r}: expected one of "
+                              + ", ".join(repr(m) for m in EXPLAIN_METHODS))
         if isinstance(ids, Tensor) and ids.dim() == 1:
             ids = ids.unsqueeze(0)  # (T,) -> (1, T)
         ids = self._check_ids(ids)
+        check_token_ids(ids, self.config.vocab_size, "ids")  # once per call
         if ids.shape[0] != 1:
-            raise ValueError(f"explain takes one sequence, (T,) or (1, T), got "
-                             f"{tuple(ids.shape)}")
+            raise RnnkitError(f"explain takes one sequence, (T,) or (1, T), got "
+                              f"{tuple(ids.shape)}")
         with evaluating(self):
             if method == "grad_x_input":
                 return self._grad_x_input(ids, target)
@@ -332,14 +322,14 @@ class SequenceClassifier(nn.Module):
         full = logits.log_softmax(dim=-1)[0, target]
         if unk_index is None:
             if T == 1:
-                raise ValueError("occlusion by removal needs at least two tokens; pass "
-                                 "unk_index to replace the token instead")
+                raise RnnkitError("occlusion by removal needs at least two tokens; pass "
+                                  "unk_index to replace the token instead")
             keep = ~torch.eye(T, dtype=torch.bool, device=ids.device)  # (T, T): row t drops t
             variants = ids.expand(T, T)[keep].view(T, T - 1)  # (T, T-1)
         else:
-            if not _is_int(unk_index) or not 0 <= unk_index < self.config.vocab_size:
-                raise ValueError(f"unk_index must be an id in [0, {self.config.vocab_size}) or "
-                                 f"None (remove the token), got {unk_index!r}")
+            if not is_integer(unk_index) or not 0 <= unk_index < self.config.vocab_size:
+                raise RnnkitError(f"unk_index must be an id in [0, {self.config.vocab_size}) or "
+                                  f"None (remove the token), got {unk_index!r}")
             variants = ids.repeat(T, 1)  # (1, T) -> (T, T): row t has token t replaced
             variants.fill_diagonal_(unk_index)
         occluded, _ = self._classify(self.embedding(variants), None)  # (T, C)
@@ -347,53 +337,26 @@ class SequenceClassifier(nn.Module):
 
     # ---------------------------------------------------------------------------- checks
     def _check_ids(self, ids: Tensor) -> Tensor:
-        """``ids`` ``(B, T)`` as int64 on the model's device, or an error saying what is wrong."""
-        if not isinstance(ids, Tensor):
-            raise TypeError(f"expected ids as a tensor of token ids (B, T), got "
-                            f"{type(ids).__name__}")
-        if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-            raise ValueError(f"expected ids as integer token ids (int64), got {ids.dtype}")
-        if ids.dim() != 2 or ids.numel() == 0:
-            raise ValueError(f"expected ids of shape (B, T), non-empty, got {tuple(ids.shape)}")
-        V = self.config.vocab_size
-        low, high = (int(v) for v in torch.aminmax(ids))
-        if low < 0 or high >= V:
-            raise ValueError(f"expected ids in [0, {V}) (the vocabulary), got ids from {low} "
-                             f"to {high}")
-        return ids.to(device=self.head.weight.device, dtype=torch.long)
-
-    def _check_lengths(self, lengths: Tensor | None, B: int, T: int) -> Tensor | None:
-        if lengths is None:
-            return None
-        lengths = torch.as_tensor(lengths)
-        if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex() or (
-                lengths.dtype == torch.bool):
-            raise ValueError(f"expected lengths as {B} integers (B,), got {lengths.dtype} of "
-                             f"shape {tuple(lengths.shape)}")
-        low, high = (int(v) for v in torch.aminmax(lengths))
-        if low < 1 or high > T:
-            raise ValueError(f"expected every length in [1, T={T}], got lengths from {low} to "
-                             f"{high}")
-        return lengths.to(device=self.head.weight.device, dtype=torch.long)
+        """``ids`` ``(B, T)`` as int64 on the model's device, or an error saying what is wrong
+        with their type or shape (their values are checked where they are encoded)."""
+        return check_ids_shape(ids, "ids", "(B, T), non-empty").to(self.head.weight.device)
 
     def _check_targets(self, targets: Tensor, B: int) -> Tensor:
-        C = self.config.num_classes
+        """``targets`` ``(B,)`` as int64 on the model's device; their values (class ids in
+        ``[0, C)``) are checked where they are encoded."""
         if not isinstance(targets, Tensor) or targets.shape != (B,) or (
                 targets.is_floating_point() or targets.is_complex() or
                 targets.dtype == torch.bool):
             got = (f"{targets.dtype} of shape {tuple(targets.shape)}"
                    if isinstance(targets, Tensor) else type(targets).__name__)
-            raise ValueError(f"expected targets as {B} integer class ids (B,), got {got}")
-        low, high = (int(v) for v in torch.aminmax(targets))
-        if low < 0 or high >= C:
-            raise ValueError(f"expected targets in [0, {C}) (the classes), got {low} to {high}")
+            raise RnnkitError(f"expected targets as {B} integer class ids (B,), got {got}")
         return targets.to(device=self.head.weight.device, dtype=torch.long)
 
     def _check_target_class(self, target: int | None, logits: Tensor) -> int:
         if target is None:
             return int(logits[0].argmax())
         C = self.config.num_classes
-        if not _is_int(target) or not 0 <= target < C:
-            raise ValueError(f"target must be a class id in [0, {C}) or None (the predicted "
-                             f"class), got {target!r}")
+        if not is_integer(target) or not 0 <= target < C:
+            raise RnnkitError(f"target must be a class id in [0, {C}) or None (the predicted "
+                              f"class), got {target!r}")
         return int(target)

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ..errors import RnnkitError
+
 __all__ = ["ENCODERS", "IMAGENET_MEAN", "IMAGENET_STD", "GridEncoder", "SmallVGG",
            "build_encoder", "torchvision_encoder"]
 
@@ -88,10 +90,10 @@ class SmallVGG(nn.Module):
         channels = tuple(channels)
         if not channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
                                for c in (*channels, in_channels)):
-            raise ValueError(f"expected positive integer channels and in_channels, got "
-                             f"channels={channels!r}, in_channels={in_channels!r}")
+            raise RnnkitError(f"expected positive integer channels and in_channels, got "
+                              f"channels={channels!r}, in_channels={in_channels!r}")
         if isinstance(convs_per_block, bool) or convs_per_block not in (1, 2):
-            raise ValueError(f"expected convs_per_block 1 or 2, got {convs_per_block!r}")
+            raise RnnkitError(f"expected convs_per_block 1 or 2, got {convs_per_block!r}")
         self.channels = channels
         self.in_channels = in_channels
         self.feature_size = channels[-1]
@@ -113,9 +115,9 @@ class SmallVGG(nn.Module):
         if not isinstance(images, Tensor) or images.dim() != 4 or (
                 images.shape[1] != self.in_channels) or min(images.shape[2:]) < smallest:
             got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-            raise ValueError(f"expected images of shape (B, {self.in_channels}, S, S) with "
-                             f"S >= {smallest} ({len(self.channels)} blocks halve it each), "
-                             f"got {got}")
+            raise RnnkitError(f"expected images of shape (B, {self.in_channels}, S, S) with "
+                              f"S >= {smallest} ({len(self.channels)} blocks halve it each), "
+                              f"got {got}")
         return _to_grid(self.blocks(images))  # (B, 3, S, S) -> (B, C, S/2^n, S/2^n) -> (B, R, C)
 
 
@@ -135,8 +137,8 @@ def torchvision_encoder(name: str, *, pretrained: bool = True) -> GridEncoder:
     ``RuntimeError`` when the pretrained weights cannot be had (offline and not yet cached).
     """
     if name not in TORCHVISION_ENCODERS:
-        raise ValueError(f"unknown torchvision encoder {name!r}: expected one of "
-                         + ", ".join(repr(n) for n in TORCHVISION_ENCODERS))
+        raise RnnkitError(f"unknown torchvision encoder {name!r}: expected one of "
+                          + ", ".join(repr(n) for n in TORCHVISION_ENCODERS))
     try:
         from torchvision import models  # optional: only these encoders need it
     except ImportError as error:
@@ -164,6 +166,6 @@ def build_encoder(name: str, **kwargs: object) -> nn.Module:
         return SmallVGG(**kwargs)
     if name in TORCHVISION_ENCODERS:
         return torchvision_encoder(name, **kwargs)
-    raise ValueError(f"unknown encoder {name!r}: expected one of "
-                     + ", ".join(repr(n) for n in ENCODERS))
+    raise RnnkitError(f"unknown encoder {name!r}: expected one of "
+                      + ", ".join(repr(n) for n in ENCODERS))
 

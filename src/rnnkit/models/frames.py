@@ -25,8 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import check_fields
 from ..config import option
-from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating
+from ..errors import RnnkitError
+from ..nn import CELL_KINDS, LSTMState, Recurrent, check_cell, evaluating
 from .encoders import ENCODERS, SmallVGG, build_encoder
 
 __all__ = ["FrameModelConfig", "FrameSequenceModel"]
@@ -70,23 +72,12 @@ class FrameModelConfig:
     dropout: float = option(0.3, "on the projected frames, between levels and before W_hy")
 
     def __post_init__(self) -> None:
-        for name in ("num_classes", "feature_size", "projection_size", "hidden_size",
-                     "num_layers", "cnn_width"):
-            value = getattr(self, name)
-            if name in ("num_classes", "feature_size") and value is None:
-                continue  # not known until the data is read; the model needs them
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_fields(self, positive=("projection_size", "hidden_size", "num_layers",
+                                     "cnn_width"), from_data=("num_classes", "feature_size"))
         if self.num_classes is not None and self.num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
-        if self.cell not in CELL_KINDS:
-            raise ValueError(f"unknown cell {self.cell!r}: expected one of "
-                             + ", ".join(repr(k) for k in CELL_KINDS))
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {self.pooling!r}: expected one of "
-                             + ", ".join(repr(p) for p in POOLINGS))
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+            raise RnnkitError(f"num_classes must be at least 2, got {self.num_classes}")
+        check_cell(self.cell)
+        check_fields(self, choices={"pooling": POOLINGS}, rates=("dropout",))
 
 
 class FrameSequenceModel(nn.Module):

@@ -14,18 +14,21 @@ laid out for one step at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import check_fields, check_ids_shape, check_token_ids, is_integer
 from ..config import option
 from ..decoding import Sampler
-from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating
-from ..nn.cells import LAYER_NORM_EPS, GRUCell, LayerNormLSTMCell, RecurrentCell, RNNCell, State
-from ..nn.gemm import mm_t
+from ..errors import RnnkitError
+from ..nn import CELL_KINDS, LSTMState, Recurrent, check_cell, evaluating
+from ..nn.cells import State
+from ..nn.engines import FastStep
+from ..nn.gemm import mm_t, torch_mm_t
 
 __all__ = ["LanguageModel", "LanguageModelConfig", "StepDecoder", "detach_state"]
 
@@ -50,31 +53,20 @@ class LanguageModelConfig:
                                       "needs E == H")
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "num_layers", "hidden_size"):
-            value = getattr(self, name)
-            if name == "vocab_size" and value is None:
-                continue  # not known until the data is read; the model needs it
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_fields(self, positive=("num_layers", "hidden_size"), rates=("dropout",),
+                     flags=("tie_weights",), from_data=("vocab_size",))
+        check_cell(self.cell)
         E = self.embedding_size
-        if isinstance(E, bool) or not isinstance(E, int) or E < 0:
-            raise ValueError(f"embedding_size must be an integer >= 0 (0 = one-hot input), "
-                             f"got {E!r}")
-        if self.cell not in CELL_KINDS:
-            raise ValueError(f"unknown cell {self.cell!r}: expected one of "
-                             + ", ".join(repr(k) for k in CELL_KINDS))
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
-                0 <= self.dropout < 1):
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.tie_weights, bool):
-            raise ValueError(f"tie_weights must be True or False, got {self.tie_weights!r}")
+        if not is_integer(E) or E < 0:
+            raise RnnkitError(f"embedding_size must be an integer >= 0 (0 = one-hot input), "
+                              f"got {E!r}")
         if self.tie_weights and E == 0:
-            raise ValueError("tie_weights needs a learned embedding (embedding_size > 0); the "
-                             "one-hot input (embedding_size=0) has no matrix to share")
+            raise RnnkitError("tie_weights needs a learned embedding (embedding_size > 0); the "
+                              "one-hot input (embedding_size=0) has no matrix to share")
         if self.tie_weights and self.hidden_size != E:
-            raise ValueError(f"tie_weights needs embedding_size == hidden_size (W_hy is the "
-                             f"(V, E) embedding used as (V, H)), got embedding_size={E}, "
-                             f"hidden_size={self.hidden_size}")
+            raise RnnkitError(f"tie_weights needs embedding_size == hidden_size (W_hy is the "
+                              f"(V, E) embedding used as (V, H)), got embedding_size={E}, "
+                              f"hidden_size={self.hidden_size}")
 
 
 def detach_state(state: State | None) -> State | None:
@@ -97,7 +89,8 @@ class LanguageModel(nn.Module):
         config: a :class:`LanguageModelConfig`.
 
     Inputs: ``idx, state=None, targets=None``
-        * ``idx`` ``(B, T)`` int64 token ids in ``[0, V)``.
+        * ``idx`` ``(B, T)`` int64 token ids in ``[0, V)``. Only their shape is checked here;
+          their values where they are encoded (:func:`rnnkit.checks.check_token_ids`).
         * ``state``: the recurrent state to start from (``(L, B, H)``, an :class:`LSTMState`
           for LSTMs), e.g. the previous batch's, detached (:func:`detach_state`); zeros if
           ``None``.
@@ -162,7 +155,8 @@ class LanguageModel(nn.Module):
 
     def forward(self, idx: Tensor, state: State | None = None,
                 targets: Tensor | None = None) -> tuple[Tensor, Tensor | None, State]:
-        idx = self._check_ids(idx, "idx", "(B, T)")
+        # shapes only: the ids' values are checked where they are encoded (rnnkit.checks)
+        idx = check_ids_shape(idx, "idx", "(B, T), non-empty").to(self.head.weight.device)
         x = self.drop(self.embed(idx))  # (B, T) -> (B, T, E)
         out, state = self.rnn(x, state)  # (B, T, E) -> (B, T, H)
         logits = self.head(self.drop(out))  # (B, T, H) -> (B, T, V)
@@ -172,8 +166,8 @@ class LanguageModel(nn.Module):
                     targets.is_floating_point() or targets.is_complex()):
                 got = (f"{targets.dtype} of shape {tuple(targets.shape)}"
                        if isinstance(targets, Tensor) else type(targets).__name__)
-                raise ValueError(f"expected targets as integer ids of the shape of idx "
-                                 f"{tuple(idx.shape)}, got {got}")
+                raise RnnkitError(f"expected targets as integer ids of the shape of idx "
+                                  f"{tuple(idx.shape)}, got {got}")
             # (B, T, V) -> (B*T, V) against (B, T) -> (B*T,): the mean over every target
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                    targets.reshape(-1).long())
@@ -181,23 +175,6 @@ class LanguageModel(nn.Module):
 
     detach_state = staticmethod(detach_state)
 
-    def _check_ids(self, ids: Tensor, name: str, shapes: str) -> Tensor:
-        """``ids`` as int64 on the model's device, or an error that says what is wrong."""
-        dims = (1, 2) if "(P,)" in shapes else (2,)
-        if not isinstance(ids, Tensor):
-            raise TypeError(f"expected {name} as a tensor of token ids {shapes}, got "
-                            f"{type(ids).__name__}")
-        if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-            raise ValueError(f"expected {name} as integer token ids (int64), got {ids.dtype}")
-        if ids.dim() not in dims or ids.numel() == 0:
-            raise ValueError(f"expected {name} of shape {shapes}, non-empty, got "
-                             f"{tuple(ids.shape)}")
-        V = self.config.vocab_size
-        low, high = (int(v) for v in torch.aminmax(ids))
-        if low < 0 or high >= V:
-            raise ValueError(f"expected {name} in [0, {V}) (the vocabulary), got ids from {low}"
-                             f" to {high}")
-        return ids.to(device=self.head.weight.device, dtype=torch.long)
 
     # ------------------------------------------------------------------------ generation
     @torch.no_grad()
@@ -224,9 +201,11 @@ class LanguageModel(nn.Module):
             >>> for ids in model.sample(prime, 500, temperature=0.8, top_p=0.9):
             ...     print(ids)  # (2,): the next token of each stream
         """
-        prime = self._check_ids(prime, "prime", "(P,) or (B, P)")
+        prime = check_ids_shape(prime, "prime", "(P,) or (B, P), non-empty", dims=(1, 2))
+        check_token_ids(prime, self.config.vocab_size, "prime")  # once per call, not per step
+        prime = prime.to(self.head.weight.device)
         if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-            raise ValueError(f"length must be an integer >= 0, got {length!r}")
+            raise RnnkitError(f"length must be an integer >= 0, got {length!r}")
         sampler = Sampler(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
                           generator=generator)
         return self._generate(prime.reshape(-1, prime.shape[-1]), length, sampler)  # (B, P)
@@ -259,14 +238,16 @@ class StepDecoder:
       computed for the whole vocabulary once, a table ``(V, G)`` (``G = gates * H``), and a
       step looks up one row per stream instead of a product (``table=None``: used while the
       table has at most ``MAX_TABLE`` entries).
-    * Per level one product ``W_hh h_{t-1}``, the input part added in the same call; LSTM
-      gates reordered ``i, f, o, g`` so that one sigmoid covers three of them; activations in
-      place; the cell's equations written out, without a module call's checks.
+    * Per level one :class:`rnnkit.nn.engines.FastStep`: the scan kernels' own step, one
+      product ``W_hh h_{t-1}`` with the input part added in the same call; LSTM gates reordered
+      ``i, f, o, g`` so that one sigmoid covers three of them; activations in place; no module
+      call's checks.
     * For several streams the products run on oneDNN (:func:`rnnkit.nn.gemm.mm_t`), for one
-      stream on torch's matrix-vector product (MKL). Measured here, ``(B, 512) x (512, 2048)``:
-      B = 1, torch 56 us on 1 or 2 threads, oneDNN 67 us on 1 and 45 us on 2 idle threads,
-      but it splits the row over threads and stalls when another process holds a core (a
-      whole sample once ran 7x slower); B = 3, oneDNN 74-120 us, torch 160-170 us.
+      stream on torch's matrix-vector product (MKL, :func:`rnnkit.nn.gemm.torch_mm_t`).
+      Measured here, ``(B, 512) x (512, 2048)``: B = 1, torch 56 us on 1 or 2 threads, oneDNN
+      67 us on 1 and 45 us on 2 idle threads, but it splits the row over threads and stalls
+      when another process holds a core (a whole sample once ran 7x slower); B = 3, oneDNN
+      74-120 us, torch 160-170 us.
 
     The weights are laid out at construction (some copied, some shared): after the model
     changes, build a new decoder.
@@ -290,16 +271,16 @@ class StepDecoder:
         is_lstm = isinstance(state, LSTMState)
         self.h = list((state.h if is_lstm else state).unbind(0))  # (L, B, H) -> L x (B, H)
         self.c = list(state.c.unbind(0)) if is_lstm else None
-        mm = _torch_mm_t if self.h[0].shape[0] == 1 else mm_t  # see above
+        mm = torch_mm_t if self.h[0].shape[0] == 1 else mm_t  # see above
         self.head = mm
         self.vocab_size = V
         self.one_hot_dtype = reference.dtype
         with torch.no_grad():
-            self.levels = [_Level(cell, mm) for cell in model.rnn.cells]
+            self.levels = [FastStep(cell, mm) for cell in model.rnn.cells]
             self.head_weight = model.head.weight.detach().contiguous()  # W_hy (V, H)
             self.head_bias = model.head.bias.detach()
             self.embedding = None if model.embedding is None else model.embedding.weight.detach()
-            G = self.levels[0].w_hh.shape[0]
+            G = self.levels[0].weights.w_hh.shape[0]
             self.table = None
             if table or (table is None and V * G <= self.MAX_TABLE):
                 vocabulary = torch.arange(V, device=reference.device)
@@ -328,88 +309,8 @@ class StepDecoder:
             if x is not None:
                 gi = level.input_gates(x)  # (B, I) -> (B, G)
             if c is None:
-                h[k] = level.recur(gi, h[k])
+                h[k], _ = level.step(gi, h[k])
             else:
-                h[k], c[k] = level.recur_lstm(gi, h[k], c[k])
+                h[k], c[k] = level.step(gi, h[k], c[k])
             x = h[k]  # the next level's input
         return self.head(x, self.head_weight, bias=self.head_bias)  # (B, H) -> (B, V)
-
-
-def _torch_mm_t(a: Tensor, b: Tensor, add: Tensor | None = None,
-                bias: Tensor | None = None) -> Tensor:
-    """:func:`rnnkit.nn.gemm.mm_t` by torch's own products (MKL on the CPU)."""
-    if add is not None:
-        return torch.addmm(add, a, b.t())
-    return F.linear(a, b, bias)
-
-
-class _Level:
-    """One level's weights, laid out for a step, and its step: the cell's equations, no checks.
-
-    The gate rows of LSTM cells are reordered ``i, f, o, g`` (sigmoid gates contiguous) in every
-    weight and bias; the biases that sit outside the nonlinearity are summed into the input part
-    (``b_ih + b_hh``), except the GRU's ``b_hn``, which sits inside ``r * (.)``.
-    """
-
-    def __init__(self, cell: RecurrentCell, mm: Callable[..., Tensor]) -> None:
-        self.mm = mm  # (a, w, add=None, bias=None) -> a @ w.T (+ add) (+ bias)
-        self.layer_norm = isinstance(cell, LayerNormLSTMCell)
-        self.relu = isinstance(cell, RNNCell) and cell.nonlinearity == "relu"
-        self.gru = isinstance(cell, GRUCell)
-        H = self.hidden_size = cell.hidden_size
-        order = None
-        if cell.has_cell_state:  # torch's blocks i, f, g, o -> i, f, o, g
-            order = torch.arange(4 * H, device=cell.weight_hh.device).view(4, H)[[0, 1, 3, 2]]
-            order = order.reshape(-1)
-
-        def rows(t: Tensor | None) -> Tensor | None:
-            if t is None:
-                return None
-            t = t.detach()
-            return (t if order is None else t.index_select(0, order)).contiguous()
-
-        self.w_ih, self.w_hh = rows(cell.weight_ih), rows(cell.weight_hh)
-        self.b_hh = None
-        if self.layer_norm:
-            self.b_in = rows(cell.gate_bias)  # added after the input norm
-            self.ln_ih, self.ln_hh = rows(cell.ln_ih_weight), rows(cell.ln_hh_weight)
-            self.ln_c_w, self.ln_c_b = cell.ln_c_weight.detach(), cell.ln_c_bias.detach()
-        elif self.gru:
-            self.b_in, self.b_hh = rows(cell.bias_ih), rows(cell.bias_hh)
-        else:
-            self.b_in = None if cell.bias_ih is None else rows(cell.bias_ih + cell.bias_hh)
-
-    def input_gates(self, x: Tensor) -> Tensor:
-        """The part of the gates that does not depend on ``h``: ``(N, I) -> (N, G)``."""
-        if not self.layer_norm:
-            return self.mm(x, self.w_ih, bias=self.b_in)
-        gates = F.layer_norm(self.mm(x, self.w_ih), self.w_ih.shape[:1], self.ln_ih, None,
-                             LAYER_NORM_EPS)
-        return gates if self.b_in is None else gates.add_(self.b_in)
-
-    def recur(self, gi: Tensor, h: Tensor) -> Tensor:
-        """Vanilla RNN and GRU: ``h_t`` from the input part ``gi`` ``(B, G)`` and ``h_{t-1}``."""
-        if not self.gru:
-            pre = self.mm(h, self.w_hh, add=gi)  # (B, H) x (H, H) + (B, H)
-            return pre.clamp_min_(0) if self.relu else pre.tanh_()
-        gh = self.mm(h, self.w_hh, bias=self.b_hh)  # (B, H) x (H, 3H) + b_hh
-        gi_rz, gi_n = gi.split([2 * self.hidden_size, self.hidden_size], dim=1)
-        gh_rz, gh_n = gh.split([2 * self.hidden_size, self.hidden_size], dim=1)
-        r, z = torch.add(gi_rz, gh_rz).sigmoid_().chunk(2, dim=1)
-        n = torch.addcmul(gi_n, r, gh_n).tanh_()
-        return torch.sub(h, n).mul_(z).add_(n)  # (1 - z) n + z h = n + z (h - n)
-
-    def recur_lstm(self, gi: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-        """(Layer-norm) LSTM: ``(h_t, c_t)`` from ``gi`` ``(B, 4H)`` and ``(h, c)_{t-1}``."""
-        if self.layer_norm:
-            y = self.mm(h, self.w_hh)  # (B, H) x (H, 4H)
-            a = F.layer_norm(y, y.shape[1:], self.ln_hh, None, LAYER_NORM_EPS).add_(gi)
-        else:
-            a = self.mm(h, self.w_hh, add=gi)  # (B, H) x (H, 4H) + (B, 4H)
-        sigmoids, g = a.split([3 * self.hidden_size, self.hidden_size], dim=1)
-        i, f, o = sigmoids.sigmoid_().chunk(3, dim=1)
-        c = torch.mul(f, c).addcmul_(i, g.tanh_())  # c_t = f c_{t-1} + i g
-        if self.layer_norm:
-            c_norm = F.layer_norm(c, c.shape[1:], self.ln_c_w, self.ln_c_b, LAYER_NORM_EPS)
-            return c_norm.tanh_().mul_(o), c
-        return torch.tanh(c).mul_(o), c

@@ -40,7 +40,6 @@ targets ``target[:, 1:]``), optionally with scheduled sampling (Bengio et al. 20
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -48,9 +47,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import (
+    check_fields,
+    check_ids_shape,
+    check_lengths,
+    check_lengths_shape,
+    check_special_ids,
+    check_token_ids,
+    is_integer,
+)
 from ..config import option
 from ..decoding import Sampler, beam_search, check_sampling, reorder_state
-from ..nn import CELL_KINDS, LSTMState, Recurrent, evaluating
+from ..errors import RnnkitError
+from ..nn import CELL_KINDS, LSTMState, Recurrent, check_cell, evaluating
 
 __all__ = ["ATTENTIONS", "DECODE_METHODS", "BahdanauAttention", "LuongAttention", "Seq2Seq",
            "Seq2SeqConfig", "Translation"]
@@ -59,9 +68,6 @@ ATTENTIONS = ("bahdanau", "dot", "general", "none")
 DECODE_METHODS = ("greedy", "beam", "sample")
 MAX_LEN_CAP = 200  # the default max_len (2 * source length + 10) never goes beyond this
 
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass
@@ -106,48 +112,27 @@ class Seq2SeqConfig:
     end_index: int = option(3, "<END>: the last target; decoding stops there", cli=False)
 
     def __post_init__(self) -> None:
-        for name in ("source_vocab_size", "target_vocab_size", "embedding_size", "hidden_size",
-                     "encoder_layers", "decoder_layers"):
-            value = getattr(self, name)
-            if value is None and name.endswith("vocab_size"):
-                continue  # not known until the data is read; the model needs it
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.cell not in CELL_KINDS:
-            raise ValueError(f"unknown cell {self.cell!r}: expected one of "
-                             + ", ".join(repr(k) for k in CELL_KINDS))
-        if self.attention not in ATTENTIONS:
-            raise ValueError(f"unknown attention {self.attention!r}: expected one of "
-                             + ", ".join(repr(a) for a in ATTENTIONS))
-        for name in ("bidirectional_encoder", "input_feeding", "reverse_source",
-                     "tie_embeddings"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        check_fields(self, positive=("embedding_size", "hidden_size", "encoder_layers",
+                                     "decoder_layers"),
+                     from_data=("source_vocab_size", "target_vocab_size"))
+        check_cell(self.cell)
+        check_fields(self, choices={"attention": ATTENTIONS},
+                     flags=("bidirectional_encoder", "input_feeding", "reverse_source",
+                            "tie_embeddings"))
         if self.bidirectional_encoder and self.hidden_size % 2:
-            raise ValueError(f"a bidirectional encoder splits hidden_size between its two "
-                             f"directions: expected an even hidden_size, got {self.hidden_size}")
+            raise RnnkitError(f"a bidirectional encoder splits hidden_size between its two "
+                              f"directions: expected an even hidden_size, got {self.hidden_size}")
         if self.input_feeding and self.attention not in ("dot", "general"):
-            raise ValueError(f"input_feeding feeds Luong's attentional vector: expected "
-                             f"attention 'dot' or 'general', got {self.attention!r}")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
-                0 <= self.dropout < 1):
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+            raise RnnkitError(f"input_feeding feeds Luong's attentional vector: expected "
+                              f"attention 'dot' or 'general', got {self.attention!r}")
+        check_fields(self, rates=("dropout",))
         sizes = (self.source_vocab_size, self.target_vocab_size)
         if None not in sizes and min(sizes) < 5:
-            raise ValueError(f"the vocabularies must leave room for words beside the four "
-                             f"special tokens (at least 5 each), got {self.source_vocab_size} "
-                             f"and {self.target_vocab_size}")
-        size = None if None in sizes else min(sizes)
-        specials: dict[int, str] = {}
-        for name in ("pad_index", "unk_index", "start_index", "end_index"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 0 or (size is not None and value >= size):
-                within = "a non-negative id" if size is None else f"an id in [0, {size})"
-                raise ValueError(f"{name} must be {within} (both vocabularies), got {value!r}")
-            if value in specials:
-                raise ValueError(f"{name} and {specials[value]} must differ, got {value} for "
-                                 "both")
-            specials[value] = name
+            raise RnnkitError(f"the vocabularies must leave room for words beside the four "
+                              f"special tokens (at least 5 each), got {self.source_vocab_size} "
+                              f"and {self.target_vocab_size}")
+        check_special_ids(self, ("pad_index", "unk_index", "start_index", "end_index"),
+                          None if None in sizes else min(sizes), "both vocabularies")
 
 
 class Translation(NamedTuple):
@@ -199,7 +184,7 @@ class LuongAttention(nn.Module):
     def __init__(self, kind: str, size: int) -> None:
         super().__init__()
         if kind not in ("dot", "general"):
-            raise ValueError(f"expected kind 'dot' or 'general', got {kind!r}")
+            raise RnnkitError(f"expected kind 'dot' or 'general', got {kind!r}")
         self.kind = kind
         self.weight = nn.Parameter(torch.empty(size, size)) if kind == "general" else None
         if self.weight is not None:
@@ -259,6 +244,9 @@ class Seq2Seq(nn.Module):
           other steps read the decoder's own previous argmax (scheduled sampling, Bengio et al.
           2015; a coin per sentence and step, from ``generator``). Needs the step loop.
         * ``label_smoothing``: ``epsilon`` of Szegedy et al. 2016 (``F.cross_entropy``'s).
+
+        Types and shapes are checked here; the ids' values where they are encoded
+        (:mod:`rnnkit.checks`), the lengths' by the encoder.
 
     Outputs: ``logits, loss``
         * ``logits`` ``(B, T-1, V_tgt)``: step ``t`` guesses ``target[:, t+1]``.
@@ -359,8 +347,8 @@ class Seq2Seq(nn.Module):
                                     ("label_smoothing", label_smoothing, False)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
                     0 <= value <= 1 if closed else 0 <= value < 1):
-                raise ValueError(f"{name} must be in [0, 1{']' if closed else ')'}, got "
-                                 f"{value!r}")
+                raise RnnkitError(f"{name} must be in [0, 1{']' if closed else ')'}, got "
+                                  f"{value!r}")
         memory, mask, initial = self.encode(source, source_lengths)
         target = self._check_target(target, memory.shape[0])
         inputs, targets = target[:, :-1], target[:, 1:]  # (B, T) -> (B, T-1) each
@@ -541,16 +529,20 @@ class Seq2Seq(nn.Module):
         the same prefix (tested).
         """
         if method not in DECODE_METHODS:
-            raise ValueError(f"unknown method {method!r}: expected one of "
-                             + ", ".join(repr(m) for m in DECODE_METHODS))
+            raise RnnkitError(f"unknown method {method!r}: expected one of "
+                              + ", ".join(repr(m) for m in DECODE_METHODS))
         check_sampling(temperature)
-        if max_len is not None and (not _is_int(max_len) or max_len < 1):
-            raise ValueError(f"max_len must be a positive integer (or None), got {max_len!r}")
-        if not _is_int(n_best) or n_best < 1:
-            raise ValueError(f"n_best must be a positive integer, got {n_best!r}")
+        if max_len is not None and (not is_integer(max_len) or max_len < 1):
+            raise RnnkitError(f"max_len must be a positive integer (or None), got {max_len!r}")
+        if not is_integer(n_best) or n_best < 1:
+            raise RnnkitError(f"n_best must be a positive integer, got {n_best!r}")
         if method == "greedy" and n_best != 1:
-            raise ValueError(f"greedy decoding has one translation per sentence: n_best must be "
-                             f"1, got {n_best} (use method='beam' or 'sample')")
+            raise RnnkitError(f"greedy decoding has one translation per sentence: n_best must be "
+                              f"1, got {n_best} (use method='beam' or 'sample')")
+        # the values too, once per call: the lengths, then the real source ids
+        source, source_lengths = self._check_source(source, source_lengths)
+        check_lengths(source_lengths, *source.shape, "source_lengths")
+        check_token_ids(source, self.config.source_vocab_size, "source ids")
         with evaluating(self):
             memory, mask, initial = self.encode(source, source_lengths)
             lengths = mask.sum(dim=1)  # (B,)
@@ -662,56 +654,30 @@ class Seq2Seq(nn.Module):
 
     # ---------------------------------------------------------------------------- checks
     def _check_source(self, source: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        if not isinstance(source, Tensor) or source.is_floating_point() or (
-                source.is_complex() or source.dtype == torch.bool):
-            got = source.dtype if isinstance(source, Tensor) else type(source).__name__
-            raise ValueError(f"expected source as integer token ids (int64), got {got}")
-        if source.dim() != 2 or 0 in source.shape:
-            raise ValueError(f"expected source of shape (B, S), non-empty, got "
-                             f"{tuple(source.shape)}")
+        """``source`` ``(B, S)`` and ``lengths`` ``(B,)`` as int64 on the model's device, the
+        padding read as ``<PAD>``. Types and shapes only: the ids' values are checked where
+        they are encoded (and by :meth:`translate`), the lengths' by the encoder."""
+        source = check_ids_shape(source, "source", "(B, S), non-empty")
         B, S = source.shape
-        lengths = torch.as_tensor(lengths)
-        if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex() or (
-                lengths.dtype == torch.bool):
-            raise ValueError(f"expected source_lengths as {B} integers (B,), got "
-                             f"{lengths.dtype} of shape {tuple(lengths.shape)}")
-        low, high = (int(v) for v in torch.aminmax(lengths))
-        if low < 1 or high > S:
-            raise ValueError(f"expected every source length in [1, S={S}], got lengths from "
-                             f"{low} to {high}")
+        lengths = check_lengths_shape(lengths, B, "source_lengths")
         device = self.head.weight.device
-        source = source.to(device=device, dtype=torch.long)
-        lengths = lengths.to(device=device, dtype=torch.long)
+        source, lengths = source.to(device), lengths.to(device)
         real = torch.arange(S, device=device) < lengths.unsqueeze(1)  # (B, S)
-        V = self.config.source_vocab_size
-        ids = source[real]  # what lies past a length is padding, whatever its ids
-        if ids.min() < 0 or ids.max() >= V:
-            raise ValueError(f"expected source ids in [0, {V}) (the vocabulary), got ids from "
-                             f"{int(ids.min())} to {int(ids.max())}")
         # padding is never read (lengths), but embedding it must not fail
         return source.masked_fill(~real, self.config.pad_index), lengths
 
     def _check_target(self, target: Tensor, B: int) -> Tensor:
-        if not isinstance(target, Tensor) or target.is_floating_point() or (
-                target.is_complex() or target.dtype == torch.bool):
-            got = target.dtype if isinstance(target, Tensor) else type(target).__name__
-            raise ValueError(f"expected target as integer token ids (int64), got {got}")
-        if target.dim() != 2 or target.shape[0] != B or target.shape[1] < 2:
-            raise ValueError(f"expected target of shape (B={B}, T >= 2) (<START> and at least "
-                             f"one target), got {tuple(target.shape)}")
-        V = self.config.target_vocab_size
-        low, high = (int(v) for v in torch.aminmax(target))
-        if low < 0 or high >= V:
-            raise ValueError(f"expected target ids in [0, {V}) (the vocabulary), got ids from "
-                             f"{low} to {high}")
-        return target.to(device=self.head.weight.device, dtype=torch.long)
-
+        """``target`` ``(B, T >= 2)`` as int64 on the model's device (types and shapes only)."""
+        target = check_ids_shape(target, "target", f"(B={B}, T >= 2) (<START> and at least "
+                                 "one target)", batch_size=B, min_steps=2)
+        return target.to(self.head.weight.device)
 
 def _reverse_within(x: Tensor, lengths: Tensor) -> Tensor:
     """Reverse each row's first ``lengths[b]`` entries of ``(B, S, ...)``; the rest stay."""
     B, S = x.shape[:2]
     t = torch.arange(S, device=x.device).unsqueeze(0)  # (1, S)
-    last = lengths.unsqueeze(1) - 1  # (B, 1)
+    # a length past S is the encoder's to refuse, after this: clamped, it cannot index past S
+    last = lengths.clamp(max=S).unsqueeze(1) - 1  # (B, 1)
     index = torch.where(t <= last, last - t, t)  # (B, S): position read at each position
     index = index.view(B, S, *([1] * (x.dim() - 2))).expand_as(x)  # (B, S) -> (B, S, ...)
     return x.gather(1, index)

@@ -31,7 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import RnnkitError
+
 LAYER_NORM_EPS = 1e-5
+CELL_KINDS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "layernorm_lstm")  # the names of the cells
 
 
 class LSTMState(NamedTuple):
@@ -55,9 +58,9 @@ class RecurrentCell(nn.Module):
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(context_size, int) or context_size < 0:
-            raise ValueError(f"context_size must be an integer >= 0, got {context_size!r}")
+            raise RnnkitError(f"context_size must be an integer >= 0, got {context_size!r}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.context_size = context_size
@@ -105,18 +108,18 @@ class RecurrentCell(nn.Module):
         gates = F.linear(x_t, self.weight_ih, self.bias_ih)
         if self.weight_ch is not None:
             if context is None:
-                raise ValueError(
+                raise RnnkitError(
                     f"this cell was built with context_size={self.context_size}: "
                     "pass context=(B, K)")
             gates = gates + F.linear(context, self.weight_ch)
         elif context is not None:
-            raise ValueError("this cell was built with context_size=0, but a context was passed")
+            raise RnnkitError("this cell was built with context_size=0, but a context was passed")
         return gates
 
     def _check(self, x_t: Tensor, state: State | None) -> State:
         if x_t.dim() != 2 or x_t.shape[1] != self.input_size:
-            raise ValueError(f"expected x_t of shape (B, {self.input_size}), "
-                             f"got {tuple(x_t.shape)}")
+            raise RnnkitError(f"expected x_t of shape (B, {self.input_size}), "
+                              f"got {tuple(x_t.shape)}")
         if state is None:
             return self.zero_state(x_t.shape[0], x_t)
         parts = state if self.has_cell_state else (state,)
@@ -125,8 +128,8 @@ class RecurrentCell(nn.Module):
                             f"{type(state).__name__}")
         for part in parts:
             if part.shape != (x_t.shape[0], self.hidden_size):
-                raise ValueError(f"expected a state of shape ({x_t.shape[0]}, {self.hidden_size}),"
-                                 f" got {tuple(part.shape)}")
+                raise RnnkitError(f"expected a state of shape ({x_t.shape[0]}, {self.hidden_size}),"
+                                  f" got {tuple(part.shape)}")
         return LSTMState(*state) if self.has_cell_state else state
 
 
@@ -163,7 +166,7 @@ class RNNCell(RecurrentCell):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", context_size: int = 0) -> None:
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+            raise RnnkitError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, bias, context_size)
 
@@ -312,3 +315,21 @@ class LayerNormLSTMCell(RecurrentCell):
         c_norm = F.layer_norm(c, c.shape[-1:], self.ln_c_weight, self.ln_c_bias, LAYER_NORM_EPS)
         h = torch.sigmoid(o) * torch.tanh(c_norm)
         return h, LSTMState(h, c)
+
+
+def check_cell(cell: str) -> str:
+    """``cell`` if it names a cell kind of :data:`CELL_KINDS`, else an error listing them."""
+    if cell not in CELL_KINDS:
+        raise RnnkitError(f"unknown cell {cell!r}: expected one of "
+                          + ", ".join(repr(k) for k in CELL_KINDS))
+    return cell
+
+
+def make_cell(cell: str, input_size: int, hidden_size: int, bias: bool = True,
+              context_size: int = 0) -> RecurrentCell:
+    """The cell of a kind in :data:`CELL_KINDS` (``"rnn_tanh"`` and ``"rnn_relu"`` are
+    :class:`RNNCell` with that nonlinearity)."""
+    if check_cell(cell).startswith("rnn_"):
+        return RNNCell(input_size, hidden_size, bias, cell[4:], context_size)
+    classes = {"lstm": LSTMCell, "gru": GRUCell, "layernorm_lstm": LayerNormLSTMCell}
+    return classes[cell](input_size, hidden_size, bias, context_size)

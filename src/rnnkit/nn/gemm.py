@@ -50,10 +50,17 @@ def mm_t(a: Tensor, b: Tensor, add: Tensor | None = None, bias: Tensor | None = 
     ``b`` is used as a linear layer's weight, so pass it contiguous ``(N, K)``.
     """
     onednn = _onednn_for(a)
-    if onednn is not None:
-        if add is not None:
-            return onednn.binary(a, add, b, None, "add")
-        return onednn(a, b, bias, "none", [], "")
+    if onednn is None:
+        return torch_mm_t(a, b, add, bias)
+    if add is not None:
+        return onednn.binary(a, add, b, None, "add")
+    return onednn(a, b, bias, "none", [], "")
+
+
+def torch_mm_t(a: Tensor, b: Tensor, add: Tensor | None = None,
+               bias: Tensor | None = None) -> Tensor:
+    """:func:`mm_t` by torch's own products (MKL on the CPU): its fallback, and the faster of
+    the two for a single row (see :class:`rnnkit.nn.engines.FastStep`)."""
     if add is not None:
         return torch.addmm(add, a, b.t())
     if bias is not None:

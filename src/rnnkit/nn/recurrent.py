@@ -2,7 +2,7 @@
 
 The reference loop (:meth:`Recurrent._loop`) is the lecture's picture made code: the same cell,
 with the same weights, applied at every step; a deep RNN feeds one level's outputs to the next
-as its inputs. The fast paths in :mod:`rnnkit.nn.fused` compute the same numbers (tested).
+as its inputs. The fast paths in :mod:`rnnkit.nn.engines` compute the same numbers (tested).
 """
 
 from __future__ import annotations
@@ -13,24 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import fused
-from .cells import GRUCell, LayerNormLSTMCell, LSTMCell, LSTMState, RecurrentCell, RNNCell, State
-
-CELL_KINDS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "layernorm_lstm")
-IMPLS = ("auto", "loop", *fused.ENGINES)
-
-
-
-def make_cell(kind: str, input_size: int, hidden_size: int, bias: bool = True,
-              context_size: int = 0) -> RecurrentCell:
-    """The cell of a kind in :data:`CELL_KINDS`."""
-    if kind in ("rnn_tanh", "rnn_relu"):
-        return RNNCell(input_size, hidden_size, bias, kind[4:], context_size)
-    classes = {"lstm": LSTMCell, "gru": GRUCell, "layernorm_lstm": LayerNormLSTMCell}
-    if kind not in classes:
-        raise ValueError(f"unknown cell kind {kind!r}: expected one of "
-                         + ", ".join(repr(k) for k in CELL_KINDS))
-    return classes[kind](input_size, hidden_size, bias, context_size)
+from ..checks import check_lengths
+from ..errors import RnnkitError
+from . import engines
+from .cells import LSTMState, State, check_cell, make_cell
+from .engines import ENGINES
 
 
 class Recurrent(nn.Module):
@@ -41,8 +28,8 @@ class Recurrent(nn.Module):
     sequence from its last real step to its first. Between levels, dropout ``p`` (training only).
 
     Args:
-        mode: the cell kind: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"``, ``"gru"`` or
-            ``"layernorm_lstm"`` (Ba et al. 2016).
+        cell: the cell kind, one of :data:`CELL_KINDS`: ``"rnn_tanh"``, ``"rnn_relu"``,
+            ``"lstm"``, ``"gru"`` or ``"layernorm_lstm"`` (Ba et al. 2016).
         input_size: ``I``.  hidden_size: ``H``.  num_layers: ``L``, levels stacked.
         bias: cells with biases.
         dropout: dropout on the outputs of every level but the last (Zaremba et al. 2014).
@@ -51,9 +38,10 @@ class Recurrent(nn.Module):
             ``v`` ``(B, K)`` (the lecture's captioning RNN, ``+ W_ch v`` in every cell).
         recurrent_dropout: variational dropout on ``h_{t-1}`` inside the recurrence, one mask per
             sequence and cell, the same at every step (Gal & Ghahramani 2016). Training only.
-        impl: ``"auto"`` (the fastest exact path), ``"loop"`` (the reference loop over cells),
-            ``"torch"`` (torch's fused kernels, plain configurations only) or ``"scan"``
-            (hand-written BPTT, every configuration).
+        engine: one of :data:`ENGINES`: ``"auto"`` (the fastest exact path), ``"loop"`` (the
+            reference loop over cells), ``"torch"`` (torch's fused kernels, plain
+            configurations only) or ``"scan"`` (hand-written BPTT, every configuration).
+            ``impl=`` is its older name, still accepted.
 
     Inputs: ``input, state=None, *, lengths=None, context=None``
         * ``input`` ``(B, T, I)``.
@@ -76,23 +64,26 @@ class Recurrent(nn.Module):
         (torch.Size([8, 100, 1024]), torch.Size([4, 8, 512]))
     """
 
-    def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, *,
+    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1, *,
                  bias: bool = True, dropout: float = 0.0, bidirectional: bool = False,
                  context_size: int = 0, recurrent_dropout: float = 0.0,
-                 impl: str = "auto") -> None:
+                 engine: str = "auto", impl: str | None = None) -> None:
         super().__init__()
-        if mode not in CELL_KINDS:
-            raise ValueError(f"unknown cell kind {mode!r}: expected one of "
-                             + ", ".join(repr(k) for k in CELL_KINDS))
+        check_cell(cell)
+        if impl is not None:  # the older name of ``engine``
+            if engine != "auto":
+                raise RnnkitError(f"expected engine= or its older name impl=, not both; got "
+                                  f"engine={engine!r} and impl={impl!r}")
+            engine = impl
         if not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
+            raise RnnkitError(f"num_layers must be a positive integer, got {num_layers!r}")
         for name, p in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {p!r}")
+                raise RnnkitError(f"{name} must be in [0, 1), got {p!r}")
         if dropout > 0 and num_layers == 1:
             warnings.warn("dropout acts between levels; with num_layers=1 it does nothing",
                           stacklevel=2)
-        self.mode = mode
+        self.cell = cell
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -102,27 +93,31 @@ class Recurrent(nn.Module):
         self.num_directions = 2 if bidirectional else 1
         self.context_size = context_size
         self.recurrent_dropout = recurrent_dropout
-        self.impl = impl
+        self.engine = engine
         self.cells = nn.ModuleList(
-            make_cell(mode, input_size if layer == 0 else self.num_directions * hidden_size,
+            make_cell(cell, input_size if layer == 0 else self.num_directions * hidden_size,
                       hidden_size, bias, context_size)
             for layer in range(num_layers) for _ in range(self.num_directions))
 
     @property
-    def impl(self) -> str:
-        return self._impl
+    def engine(self) -> str:
+        """How ``forward`` runs, one of :data:`ENGINES`; set it to switch (checked)."""
+        return self._engine
 
-    @impl.setter
-    def impl(self, value: str) -> None:
-        if value not in IMPLS:
-            raise ValueError(f"unknown impl {value!r}: expected one of {IMPLS}")
-        self._impl = value
+    @engine.setter
+    def engine(self, value: str) -> None:
+        if value not in ENGINES:
+            raise RnnkitError(f"unknown engine {value!r}: expected one of "
+                              + ", ".join(repr(e) for e in ENGINES))
+        self._engine = value
+
+    impl = engine  # the older name, still accepted: ``layer.impl = "loop"``
 
     def extra_repr(self) -> str:
-        text = f"{self.mode!r}, {self.input_size}, {self.hidden_size}"
+        text = f"{self.cell!r}, {self.input_size}, {self.hidden_size}"
         for name, default in (("num_layers", 1), ("bias", True), ("dropout", 0.0),
                               ("bidirectional", False), ("context_size", 0),
-                              ("recurrent_dropout", 0.0), ("impl", "auto")):
+                              ("recurrent_dropout", 0.0), ("engine", "auto")):
             if getattr(self, name) != default:
                 text += f", {name}={getattr(self, name)!r}"
         return text
@@ -132,30 +127,34 @@ class Recurrent(nn.Module):
                 lengths: Tensor | None = None,
                 context: Tensor | None = None) -> tuple[Tensor, State]:
         B, T = self._check_input(input)
-        lengths = self._check_lengths(lengths, B, T, input.device)
+        if lengths is not None:  # checked on the host, where the engines need them anyway
+            lengths = check_lengths(torch.as_tensor(lengths).cpu(), B, T)
         self._check_context(context, B)
         states = self._split_state(state, B, input)
         layer_masks, recurrent_masks = self._sample_noise(B, T, input)
-        engine = self.engine(input.device, B, lengths is not None)
+        engine = self.engine_for(input.device, B, lengths is not None)
         if engine == "loop":
-            output, finals = self._loop(input, states, lengths, context, layer_masks,
+            on_device = None if lengths is None else lengths.to(input.device)
+            output, finals = self._loop(input, states, on_device, context, layer_masks,
                                         recurrent_masks)
         else:
-            output, finals = fused.run(engine, self.cells, self.num_layers, self.bidirectional,
+            output, finals = engines.run(engine, self.cells, self.num_layers, self.bidirectional,
                                        input, states, lengths, context, layer_masks,
                                        recurrent_masks)
         return output, self._stack_state(finals)
 
-    def engine(self, device: torch.device, batch_size: int = 1, has_lengths: bool = False) -> str:
-        """The implementation ``forward`` will use: ``"loop"``, ``"torch"`` or ``"scan"``."""
+    def engine_for(self, device: torch.device, batch_size: int = 1,
+                   has_lengths: bool = False) -> str:
+        """The engine ``forward`` will run: ``"loop"``, ``"torch"`` or ``"scan"`` (``"auto"``
+        resolved for this device, batch size and training mode)."""
         has_recurrent_dropout = self.training and self.recurrent_dropout > 0
-        if self.impl == "torch" and not fused.torch_supports(self.cells[0],
-                                                             has_recurrent_dropout):
-            raise ValueError(f"impl='torch' needs an rnn/lstm/gru cell without recurrent "
-                             f"dropout in training; this layer is {self.extra_repr()}")
-        if self.impl != "auto":
-            return self.impl
-        return fused.choose_engine(self.cells[0], has_recurrent_dropout, device, batch_size,
+        if self.engine == "torch" and not engines.torch_supports(self.cells[0],
+                                                               has_recurrent_dropout):
+            raise RnnkitError(f"engine='torch' needs an rnn/lstm/gru cell without recurrent "
+                              f"dropout in training; this layer is {self.extra_repr()}")
+        if self.engine != "auto":
+            return self.engine
+        return engines.choose_engine(self.cells[0], has_recurrent_dropout, device, batch_size,
                                    has_lengths)
 
     def _loop(self, x: Tensor, states: list, lengths: Tensor | None, context: Tensor | None,
@@ -197,14 +196,14 @@ class Recurrent(nn.Module):
         The same numbers as ``forward`` over the whole sequence, one step at a time.
         """
         if self.bidirectional:
-            raise ValueError("step() runs forward in time; a bidirectional layer needs the whole "
-                             "sequence: call forward()")
+            raise RnnkitError("step() runs forward in time; a bidirectional layer needs the whole "
+                              "sequence: call forward()")
         if self.training and self.recurrent_dropout > 0:
-            raise ValueError("recurrent dropout needs one mask per sequence; step() cannot hold "
-                             "it: train with forward(), or call eval() before generating")
+            raise RnnkitError("recurrent dropout needs one mask per sequence; step() cannot hold "
+                              "it: train with forward(), or call eval() before generating")
         if x_t.dim() != 2 or x_t.shape[1] != self.input_size:
-            raise ValueError(f"expected x_t of shape (B, {self.input_size}), "
-                             f"got {tuple(x_t.shape)}")
+            raise RnnkitError(f"expected x_t of shape (B, {self.input_size}), "
+                              f"got {tuple(x_t.shape)}")
         B = x_t.shape[0]
         self._check_context(context, B)
         states = self._split_state(state, B, x_t)
@@ -224,45 +223,30 @@ class Recurrent(nn.Module):
             got = tuple(input.shape)
             if input.dim() == 3:
                 got = f"(B={got[0]}, T={got[1]}, {got[2]})"
-            raise ValueError(f"expected input of shape (B, T, {self.input_size}) (batch first), "
-                             f"got {got}")
+            raise RnnkitError(f"expected input of shape (B, T, {self.input_size}) (batch first), "
+                              f"got {got}")
         B, T, _ = input.shape
         dtype = self.cells[0].weight_hh.dtype
         if input.dtype != dtype and not torch.is_autocast_enabled(input.device.type):
-            raise ValueError(f"expected input of dtype {dtype} (the layer's parameters), got "
-                             f"{input.dtype}: convert one of them (layer.to(dtype))")
+            raise RnnkitError(f"expected input of dtype {dtype} (the layer's parameters), got "
+                              f"{input.dtype}: convert one of them (layer.to(dtype))")
         if B == 0 or T == 0:
-            raise ValueError(f"expected a non-empty batch of non-empty sequences, got "
-                             f"{tuple(input.shape)}")
+            raise RnnkitError(f"expected a non-empty batch of non-empty sequences, got "
+                              f"{tuple(input.shape)}")
         return B, T
-
-    @staticmethod
-    def _check_lengths(lengths: Tensor | None, B: int, T: int,
-                       device: torch.device) -> Tensor | None:
-        if lengths is None:
-            return None
-        lengths = torch.as_tensor(lengths)
-        if lengths.shape != (B,) or lengths.is_floating_point() or lengths.is_complex():
-            raise ValueError(f"expected lengths as {B} integers (B,), got "
-                             f"{lengths.dtype} of shape {tuple(lengths.shape)}")
-        low, high = int(lengths.min()), int(lengths.max())
-        if low < 1 or high > T:
-            raise ValueError(f"expected every length in [1, T={T}], got lengths from {low} to "
-                             f"{high}")
-        return lengths.to(device=device, dtype=torch.long)
 
     def _check_context(self, context: Tensor | None, B: int) -> None:
         if self.context_size == 0:
             if context is not None:
-                raise ValueError("this layer has context_size=0 but a context was passed; "
-                                 "build it with context_size=K to condition on a vector")
+                raise RnnkitError("this layer has context_size=0 but a context was passed; "
+                                  "build it with context_size=K to condition on a vector")
             return
         if context is None:
-            raise ValueError(f"this layer is conditioned (context_size={self.context_size}): "
-                             f"pass context of shape ({B}, {self.context_size})")
+            raise RnnkitError(f"this layer is conditioned (context_size={self.context_size}): "
+                              f"pass context of shape ({B}, {self.context_size})")
         if context.shape != (B, self.context_size):
-            raise ValueError(f"expected context of shape (B={B}, {self.context_size}), got "
-                             f"{tuple(context.shape)}")
+            raise RnnkitError(f"expected context of shape (B={B}, {self.context_size}), got "
+                              f"{tuple(context.shape)}")
 
     def _split_state(self, state: State | None, B: int, like: Tensor) -> list:
         """``(L*D, B, H)`` (or an LSTMState of two) -> one state per cell."""
@@ -272,18 +256,18 @@ class Recurrent(nn.Module):
         expected = (len(self.cells), B, self.hidden_size)
         if cell.has_cell_state:
             if not (isinstance(state, tuple) and len(state) == 2):
-                raise ValueError("expected an LSTMState(h, c) of two (L*D, B, H) tensors for "
-                                 f"{self.mode!r}, got {type(state).__name__}")
+                raise RnnkitError("expected an LSTMState(h, c) of two (L*D, B, H) tensors for "
+                                  f"{self.cell!r}, got {type(state).__name__}")
             parts = state
         else:
             if isinstance(state, tuple):
-                raise ValueError(f"expected one (L*D, B, H) tensor as the state of {self.mode!r}"
-                                 f", got a {type(state).__name__}")
+                raise RnnkitError(f"expected one (L*D, B, H) tensor as the state of {self.cell!r}"
+                                  f", got a {type(state).__name__}")
             parts = (state,)
         for part in parts:
             if tuple(part.shape) != expected:
-                raise ValueError(f"expected a state of shape (L*D={expected[0]}, B={B}, "
-                                 f"H={self.hidden_size}), got {tuple(part.shape)}")
+                raise RnnkitError(f"expected a state of shape (L*D={expected[0]}, B={B}, "
+                                  f"H={self.hidden_size}), got {tuple(part.shape)}")
         if cell.has_cell_state:
             h, c = state
             return [LSTMState(*hc) for hc in zip(h.unbind(0), c.unbind(0), strict=True)]
@@ -325,18 +309,18 @@ class Recurrent(nn.Module):
         """
         if isinstance(module, nn.LSTM):
             if module.proj_size:
-                raise ValueError("LSTM with proj_size > 0 has no rnnkit equivalent")
-            mode = "lstm"
+                raise RnnkitError("LSTM with proj_size > 0 has no rnnkit equivalent")
+            cell = "lstm"
         elif isinstance(module, nn.GRU):
-            mode = "gru"
+            cell = "gru"
         elif isinstance(module, nn.RNN):
-            mode = f"rnn_{module.nonlinearity}"
+            cell = f"rnn_{module.nonlinearity}"
         else:
             raise TypeError(f"expected a torch.nn.RNN, LSTM or GRU, got {type(module).__name__}")
         reference = module.weight_ih_l0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.nn already warned about dropout, if at all
-            layer = cls(mode, module.input_size, module.hidden_size, module.num_layers,
+            layer = cls(cell, module.input_size, module.hidden_size, module.num_layers,
                         bias=module.bias, dropout=module.dropout,
                         bidirectional=module.bidirectional)
         layer = layer.to(device=reference.device, dtype=reference.dtype)
@@ -348,20 +332,20 @@ class Recurrent(nn.Module):
 
     def to_torch(self, batch_first: bool = True) -> nn.RNNBase:
         """The equivalent ``torch.nn.RNN/LSTM/GRU``, weights copied (plain configurations)."""
-        if self.mode == "layernorm_lstm" or self.context_size:
-            raise ValueError(f"torch.nn has no equivalent of {self.extra_repr()}: layer norm "
-                             "and context conditioning exist only in rnnkit")
+        if self.cell == "layernorm_lstm" or self.context_size:
+            raise RnnkitError(f"torch.nn has no equivalent of {self.extra_repr()}: layer norm "
+                              "and context conditioning exist only in rnnkit")
         if self.recurrent_dropout > 0:
             warnings.warn("torch.nn has no recurrent dropout: the exported module runs without "
                           "it (evaluation gives the same numbers)", stacklevel=2)
         kwargs = dict(num_layers=self.num_layers, bias=self.bias, batch_first=batch_first,
                       dropout=self.dropout, bidirectional=self.bidirectional)
-        if self.mode == "lstm":
+        if self.cell == "lstm":
             module = nn.LSTM(self.input_size, self.hidden_size, **kwargs)
-        elif self.mode == "gru":
+        elif self.cell == "gru":
             module = nn.GRU(self.input_size, self.hidden_size, **kwargs)
         else:
-            module = nn.RNN(self.input_size, self.hidden_size, nonlinearity=self.mode[4:],
+            module = nn.RNN(self.input_size, self.hidden_size, nonlinearity=self.cell[4:],
                             **kwargs)
         reference = self.cells[0].weight_ih
         module = module.to(device=reference.device, dtype=reference.dtype)
@@ -386,4 +370,4 @@ def _where(running: Tensor, new: State, old: State) -> State:
 
 def _reverse_batch_first(x: Tensor, lengths: Tensor | None) -> Tensor:
     """Reverse each sequence of ``(B, T, F)`` within its own length."""
-    return fused.reverse_time(x.transpose(0, 1), lengths).transpose(0, 1)
+    return engines.reverse_time(x.transpose(0, 1), lengths).transpose(0, 1)

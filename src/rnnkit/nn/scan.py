@@ -93,6 +93,94 @@ def _store(buffer: Tensor, n: int, value: Tensor, steps: Steps | None) -> Tensor
     return buffer
 
 
+# ---------------------------------------------------------------------------------- steps
+# One step of each recurrence, what the forward kernels below run at every t and the streaming
+# decoder (rnnkit.nn.engines.FastStep) once per token: ``gi_t`` ``(n, G)`` is the step's input
+# part, ``h_in`` ``(n, H)`` the previous ``h`` after the recurrent mask; ``mm`` is the product
+# ``a @ w.T (+ add) (+ bias)`` (gemm's); ``out`` buffers, when given, receive the new state (the
+# kernels' per-step slabs; ``out=None`` is never passed on: torch's ops take a slower path for
+# it). Activations run in place. LSTM gates are ordered i, f, o, g (the caller permutes torch's
+# i, f, g, o rows), so that one sigmoid covers the three sigmoid gates.
+def rnn_step(gi_t: Tensor, h_in: Tensor, w_hh: Tensor, relu: bool, mm=mm_t,
+             out: Tensor | None = None) -> Tensor:
+    """``h_t = tanh(gi_t + W_hh h_in)`` (or ``relu``)."""
+    pre = mm(h_in, w_hh, add=gi_t)  # (n, H) x (H, H) + (n, H)
+    if out is None:
+        return pre.clamp_min_(0) if relu else pre.tanh_()
+    return torch.clamp_min(pre, 0, out=out) if relu else torch.tanh(pre, out=out)
+
+
+def lstm_step(gi_t: Tensor, h_in: Tensor, c_prev: Tensor, w_hh: Tensor, mm=mm_t,
+              h_out: Tensor | None = None, c_out: Tensor | None = None) -> tuple:
+    """``[i,f,o,g] = act(gi_t + W_hh h_in)``, ``c_t = f*c_{t-1} + i*g``, ``h_t = o*tanh(c_t)``.
+
+    Returns ``h_t``, ``c_t``, the activated gates ``(n, 4H)`` and ``tanh(c_t)`` (``None``
+    without ``h_out``: then ``h_t`` is computed in its place).
+    """
+    a = mm(h_in, w_hh, add=gi_t)  # (n, H) x (H, 4H) + (n, 4H)
+    c, o = _cell_update(a, c_prev, c_out)
+    tc = torch.tanh(c)
+    if h_out is None:  # one step alone (a decoder's): nothing keeps tanh(c_t)
+        return tc.mul_(o), c, a, None
+    return torch.mul(o, tc, out=h_out), c, a, tc
+
+
+def _cell_update(a: Tensor, c_prev: Tensor, c_out: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Activate the gates ``a`` ``(n, 4H)`` in place; ``(c_t = f*c_{t-1} + i*g, o)``."""
+    H = c_prev.shape[1]
+    sig, g = a.split([3 * H, H], dim=1)
+    sig.sigmoid_()
+    g.tanh_()
+    i, f, o = sig.chunk(3, dim=1)
+    c = torch.mul(f, c_prev) if c_out is None else torch.mul(f, c_prev, out=c_out)
+    return c.addcmul_(i, g), o
+
+
+def gru_step(gi_t: Tensor, h_prev: Tensor, h_in: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+             mm=mm_t, out: Tensor | None = None) -> tuple:
+    """torch's GRU: ``[r,z] = sigm(gi+gh)``, ``n = tanh(gi_n + r*gh_n)``, ``h = n + z*(h_{t-1}-n)``.
+
+    ``gh = W_hh h_in + b_hh`` stays whole because ``b_hn`` sits inside ``r * (.)``. Returns
+    ``h_t`` and what the backward pass reads: ``(rz, n, gh_n)``.
+    """
+    H = h_prev.shape[1]
+    gh = mm(h_in, w_hh, bias=b_hh)  # (n, H) x (H, 3H) + b_hh
+    gi_rz, gi_n = gi_t.split([2 * H, H], dim=1)
+    gh_rz, gh_n = gh.split([2 * H, H], dim=1)
+    rz = torch.add(gi_rz, gh_rz).sigmoid_()
+    r, z = rz.chunk(2, dim=1)
+    n = torch.addcmul(gi_n, r, gh_n).tanh_()
+    h = torch.sub(h_prev, n) if out is None else torch.sub(h_prev, n, out=out)
+    h.mul_(z).add_(n)  # (1 - z) n + z h_{t-1} = n + z (h_{t-1} - n)
+    return h, (rz, n, gh_n)
+
+
+def ln_lstm_step(gi_t: Tensor, h_in: Tensor, c_prev: Tensor, w_hh: Tensor, ln_hh_w: Tensor,
+                 ln_c_w: Tensor, ln_c_b: Tensor, mm=mm_t, h_out: Tensor | None = None,
+                 c_out: Tensor | None = None) -> tuple:
+    """Layer-norm LSTM: ``a_t = gi_t + LN(W_hh h_in; g_hh)``; ``c_t`` as the LSTM's;
+    ``h_t = o*tanh(LN(c_t; g_c, b_c))``.
+
+    Returns ``h_t``, ``c_t`` and what the backward pass reads: ``y = W_hh h_in`` and its norm's
+    statistics, the activated gates, ``LN(c_t)``'s statistics and ``tanh(LN(c_t))`` (``None``
+    without ``h_out``: then ``h_t`` is computed in place of the last).
+    """
+    y = mm(h_in, w_hh)  # (n, H) x (H, 4H)
+    y_norm, y_mean, y_rstd = _layer_norm(y, ln_hh_w, None)
+    a = y_norm.add_(gi_t)
+    c, o = _cell_update(a, c_prev, c_out)
+    c_norm, c_mean, c_rstd = _layer_norm(c, ln_c_w, ln_c_b)
+    tc = c_norm.tanh_()
+    if h_out is None:  # one step alone (a decoder's): nothing keeps what backward reads
+        return tc.mul_(o), c, None
+    return torch.mul(o, tc, out=h_out), c, (y, y_mean, y_rstd, a, c_mean, c_rstd, tc)
+
+
+def _layer_norm(x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    """``(LN(x; weight, bias), mean, rstd)``: torch's own kernel, its statistics kept."""
+    return torch.native_layer_norm(x, x.shape[-1:], weight, bias, LAYER_NORM_EPS)
+
+
 # ------------------------------------------------------------------------------ vanilla RNN
 def rnn_forward(gi: Tensor, h0: Tensor, w_hh: Tensor, mask: Tensor | None,
                 steps: Steps | None, relu: bool) -> tuple[Tensor, Tensor]:
@@ -101,11 +189,7 @@ def rnn_forward(gi: Tensor, h0: Tensor, w_hh: Tensor, mask: Tensor | None,
     out = _new_buffer(steps, T, B, H, like=gi)
     h_prev = h0 if mask is None else h0 * mask
     for _, n, gi_t, out_t in _steps(steps, gi, out):
-        pre = mm_t(_head(h_prev, n), w_hh, add=gi_t)  # (n, H) x (H, H) + (n, H)
-        if relu:
-            torch.clamp_min(pre, 0, out=out_t)
-        else:
-            torch.tanh(pre, out=out_t)
+        rnn_step(gi_t, _head(h_prev, n), w_hh, relu, out=out_t)
         h_prev = out_t if mask is None else out_t * _head(mask, n)
     return out, _final(out, steps)
 
@@ -144,8 +228,6 @@ class RNNScan(torch.autograd.Function):
 
 
 # ------------------------------------------------------------------------------------ LSTM
-# Gate blocks here are ordered i, f, o, g (the caller permutes torch's i, f, g, o weights), so
-# that one sigmoid covers the three contiguous sigmoid gates.
 def lstm_forward(gi: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, mask: Tensor | None,
                  steps: Steps | None, keep: bool) -> tuple:
     """``c_t = f*c_{t-1} + i*g``, ``h_t = o*tanh(c_t)``; ``[i,f,o,g] = act(gi_t + W_hh m*h_{t-1})``.
@@ -159,14 +241,8 @@ def lstm_forward(gi: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, mask: Tensor 
     gates, tanh_cells = [], []  # per step: (n, 4H) activated i, f, o, g; (n, H) tanh(c_t)
     h_prev, c_prev = (h0 if mask is None else h0 * mask), c0
     for _, n, gi_t, out_t, c in _steps(steps, gi, out, cells):
-        a = mm_t(_head(h_prev, n), w_hh, add=gi_t)  # (n, H) x (H, 4H) + (n, 4H)
-        sig, g = a.split([3 * H, H], dim=1)
-        sig.sigmoid_()
-        g.tanh_()
-        i, f, o = sig.chunk(3, dim=1)
-        torch.mul(f, _head(c_prev, n), out=c).addcmul_(i, g)
-        tc = torch.tanh(c)
-        torch.mul(o, tc, out=out_t)
+        _, _, a, tc = lstm_step(gi_t, _head(h_prev, n), _head(c_prev, n), w_hh, h_out=out_t,
+                                c_out=c)
         if keep:
             gates.append(a)
             tanh_cells.append(tc)
@@ -228,10 +304,7 @@ class LSTMScan(torch.autograd.Function):
 # ------------------------------------------------------------------------------------- GRU
 def gru_forward(gi: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, mask: Tensor | None,
                 steps: Steps | None, keep: bool) -> tuple:
-    """torch's GRU: ``[r,z] = sigm(gi+gh)``, ``n = tanh(gi_n + r*gh_n)``, ``h = n + z*(h_{t-1}-n)``.
-
-    ``gh_t = W_hh (m * h_{t-1}) + b_hh`` stays whole because ``b_hn`` sits inside ``r * (.)``.
-    """
+    """:func:`gru_step` for every t, ``gh_t = W_hh (m * h_{t-1}) + b_hh``."""
     T, B, G = gi.shape
     H = G // 3
     out = _new_buffer(steps, T, B, H, like=gi)
@@ -240,14 +313,9 @@ def gru_forward(gi: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, mask:
     for _, rows, gi_t, out_t in _steps(steps, gi, out):
         h_prev = _head(h_prev, rows)
         h_in = h_prev if mask is None else h_prev * _head(mask, rows)
-        gh = mm_t(h_in, w_hh, bias=b_hh)  # (rows, H) x (H, 3H) + b_hh
-        rz = torch.add(gi_t[:, :2 * H], gh[:, :2 * H]).sigmoid_()
-        r, z = rz.chunk(2, dim=1)
-        gh_n = gh[:, 2 * H:]
-        n = torch.addcmul(gi_t[:, 2 * H:], r, gh_n).tanh_()
-        torch.sub(h_prev, n, out=out_t).mul_(z).add_(n)
+        _, per_step = gru_step(gi_t, h_prev, h_in, w_hh, b_hh, out=out_t)
         if keep:
-            saved.append((rz, n, gh_n))
+            saved.append(per_step)
         h_prev = out_t
     return out, _final(out, steps), saved
 
@@ -301,10 +369,6 @@ class GRUScan(torch.autograd.Function):
 
 
 # ------------------------------------------------------------------------ layer-norm LSTM
-def _layer_norm(x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-    return torch.native_layer_norm(x, x.shape[-1:], weight, bias, LAYER_NORM_EPS)
-
-
 def _layer_norm_backward(d_y, x, mean, rstd, weight, bias):
     """``(dL/dx, dL/dweight, dL/dbias)`` of ``y = LN(x; weight, bias)``: torch's own kernel."""
     return torch.ops.aten.native_layer_norm_backward(
@@ -323,19 +387,10 @@ def ln_lstm_forward(gi, h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b, mask, steps, keep
     saved = []  # per step: y = W_hh m*h_{t-1} and its norm's statistics, gates, LN(c) stats
     h_prev, c_prev = (h0 if mask is None else h0 * mask), c0
     for _, n, gi_t, out_t, c in _steps(steps, gi, out, cells):
-        y = mm_t(_head(h_prev, n), w_hh)  # (n, H) x (H, 4H)
-        y_norm, y_mean, y_rstd = _layer_norm(y, ln_hh_w, None)
-        a = y_norm.add_(gi_t)
-        sig, g = a.split([3 * H, H], dim=1)
-        sig.sigmoid_()
-        g.tanh_()
-        i, f, o = sig.chunk(3, dim=1)
-        torch.mul(f, _head(c_prev, n), out=c).addcmul_(i, g)
-        c_norm, c_mean, c_rstd = _layer_norm(c, ln_c_w, ln_c_b)
-        tc = c_norm.tanh_()
-        torch.mul(o, tc, out=out_t)
+        _, _, per_step = ln_lstm_step(gi_t, _head(h_prev, n), _head(c_prev, n), w_hh, ln_hh_w,
+                                      ln_c_w, ln_c_b, h_out=out_t, c_out=c)
         if keep:
-            saved.append((y, y_mean, y_rstd, a, c_mean, c_rstd, tc))
+            saved.append(per_step)
         h_prev = out_t if mask is None else out_t * _head(mask, n)
         c_prev = c
     return out, _final(out, steps), _final(cells, steps), (cells, saved)

@@ -58,6 +58,7 @@ class Task:
         self.settings, self.data, self.device = config, data, device
         self.context = context or distributed.DistContext()
         self.model = self.build_model()
+        self.check_data()
 
     # ------------------------------------------------------------------ what a task writes
     @classmethod
@@ -73,6 +74,10 @@ class Task:
 
     def build_model(self) -> nn.Module:
         raise NotImplementedError
+
+    def check_data(self) -> None:
+        """Check the values of the encoded data once, where the model meets it (token ids
+        within the vocabulary, class ids within the labels): the model's forward trusts them."""
 
     def summary(self) -> str:
         """One line for stderr before training: the model and the data it reads."""

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from ..checks import check_token_ids
 from ..config import from_dict, option, to_dict
 from ..data import image_sets
 from ..data.captions import CaptionedImage, CaptionVocab
@@ -165,6 +166,13 @@ class CaptionTask(base.Task):
                 else tuple(data.train.inputs.shape[1:]))  # cached features (N, R, C)
         return ImageCaptioner(replace(model, vocab_size=len(data.vocab),
                                       feature_size=model.decoder_features(grid), **SPECIAL_IDS))
+
+    def check_data(self) -> None:
+        vocab_size, data = self.model.config.vocab_size, self.data
+        check_token_ids([c for refs in data.captions for c in refs], vocab_size,
+                        "the training captions")
+        check_token_ids([c for _, c in data.val_pairs(len(data.val), self.settings.model.max_len)],
+                        vocab_size, "the validation captions")
 
     def summary(self) -> str:
         return self.data.summary()

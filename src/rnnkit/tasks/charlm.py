@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ..checks import check_token_ids
 from ..config import option
 from ..data.text import (
     CharVocab,
@@ -119,6 +120,11 @@ class CharLMTask(base.Task):
 
     def build_model(self) -> LanguageModel:
         return LanguageModel(replace(self.settings.model, vocab_size=len(self.data.vocab)))
+
+    def check_data(self) -> None:
+        V = self.model.config.vocab_size
+        check_token_ids(self.data.train_ids, V, "the training text")
+        check_token_ids(self.data.val_ids, V, "the validation text")
 
     def summary(self) -> str:
         model, data = self.settings.model, self.data

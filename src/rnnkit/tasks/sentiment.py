@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..checks import check_class_ids, check_token_ids
 from ..config import option
 from ..data.labelled import BucketBatches, Example, LabelledDataError, LabelSet, WordVocab, tokenize
 from ..data.labelled_format import LabelledFormat
@@ -122,6 +123,11 @@ class SentimentTask(base.Task):
         if data.embedding is not None:  # pretrained vectors: their dimension wins
             given["embedding_size"] = data.embedding.shape[1]
         return SequenceClassifier(replace(settings.model, **given), data.embedding)
+
+    def check_data(self) -> None:
+        for (ids, labels), part in ((self.data.train, "training"), (self.data.val, "validation")):
+            check_token_ids(ids, self.model.config.vocab_size, f"the {part} texts")
+            check_class_ids(labels, self.model.config.num_classes, f"the {part} labels")
 
     def summary(self) -> str:
         data = self.data

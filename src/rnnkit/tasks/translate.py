@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ..checks import check_token_ids
 from ..config import option
 from ..data.parallel import PairBatches, read_parallel
 from ..data.subword import Tokenizer
@@ -119,6 +120,12 @@ class TranslateTask(base.Task):
             self.settings.model, source_vocab_size=len(self.data.source),
             target_vocab_size=len(self.data.target), pad_index=Tokenizer.PAD,
             unk_index=Tokenizer.UNK, start_index=Tokenizer.START, end_index=Tokenizer.END))
+
+    def check_data(self) -> None:
+        config, data = self.model.config, self.data
+        for (source, target), part in ((data.train, "training"), (data.val, "validation")):
+            check_token_ids(source, config.source_vocab_size, f"the {part} sources")
+            check_token_ids(target, config.target_vocab_size, f"the {part} targets")
 
     def summary(self) -> str:
         data, config = self.data, self.settings

@@ -1,21 +1,28 @@
-"""Fast paths for :class:`rnnkit.nn.Recurrent`: the same numbers as the reference loop, sooner.
+"""The engines of :class:`rnnkit.nn.Recurrent`: the same numbers as the reference loop, sooner.
 
-Two engines, chosen per configuration by :func:`choose_engine`:
+``Recurrent(engine=...)`` takes one of :data:`ENGINES`: ``"loop"`` (the reference,
+:meth:`Recurrent._loop`), one of the two fast engines here, or ``"auto"``, which
+:func:`choose_engine` resolves per configuration:
 
 * ``"torch"``: torch's fused kernels (``torch.lstm`` / ``torch.gru`` / ``torch.rnn_*``: oneDNN
   on the CPU, cuDNN on the GPU) for the cells torch.nn itself has, conditioned or not: the
   context term rides on the kernel's input product (see :func:`_with_context`).
 * ``"scan"``: our hand-written BPTT (:mod:`rnnkit.nn.scan`) for everything else (layer norm,
   recurrent dropout) and wherever it is faster (GRU and vanilla RNN on the CPU, where torch
-  runs one autograd node per operation and step).
+  runs one autograd node per operation and step), over the cells' weights in the kernels'
+  layout (:func:`kernel_weights`).
 
 Both run layer by layer, time-major inside, with the inter-layer dropout and recurrent masks
-sampled by the caller, so that every engine and the loop see the same noise.
+sampled by the caller, so that every engine and the loop see the same noise. :class:`FastStep`
+is the scan kernels' step alone, for generation. Proven: the engines against the loop and
+torch.nn (tests/nn/test_recurrent.py, test_scan.py), the fast step against the cells
+(tests/nn/test_engines.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +32,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from . import gemm, scan
 from .cells import GRUCell, LayerNormLSTMCell, LSTMCell, LSTMState, RecurrentCell, RNNCell
 
-ENGINES = ("torch", "scan")
+ENGINES = ("auto", "loop", "torch", "scan")  # what Recurrent(engine=...) takes
 
 
 def torch_supports(cell: RecurrentCell, has_recurrent_dropout: bool) -> bool:
@@ -54,19 +61,20 @@ def run(engine: str, cells: Sequence[RecurrentCell], num_layers: int, bidirectio
         layer_masks: list, recurrent_masks: list) -> tuple[Tensor, list]:
     """All layers over ``x`` ``(B, T, I)``; returns ``(B, T, D*H)`` and each cell's final state.
 
+    ``lengths`` ``(B,)``, checked, best on the host (they are packed there);
     ``states``, ``recurrent_masks``: one entry per cell (``layer * D + direction``);
     ``layer_masks``: the dropout mask ``(B, T, D*H)`` after each layer but the last (or None).
     """
     directions = 2 if bidirectional else 1
     B, T, _ = x.shape
-    steps = order = None
+    steps = order = host_lengths = None
     if lengths is not None:
         # Sort longest first, so that step t updates the first batch_sizes[t] rows (packing).
         # The step counts are Python ints: worked out on the CPU, once.
-        lengths, order = torch.sort(lengths.cpu(), descending=True)
-        batch_sizes = (lengths.unsqueeze(0) > torch.arange(T).unsqueeze(1)).sum(1)  # (T,)
-        steps = scan.Steps(batch_sizes.tolist(), (lengths - 1).to(x.device))
-        lengths, order = lengths.to(x.device), order.to(x.device)
+        host_lengths, order = torch.sort(lengths.cpu(), descending=True)
+        batch_sizes = (host_lengths.unsqueeze(0) > torch.arange(T).unsqueeze(1)).sum(1)  # (T,)
+        steps = scan.Steps(batch_sizes.tolist(), (host_lengths - 1).to(x.device))
+        lengths, order = host_lengths.to(x.device), order.to(x.device)
         x = x.index_select(0, order)
         context = None if context is None else context.index_select(0, order)
         states = [_index_state(s, order) for s in states]
@@ -80,8 +88,8 @@ def run(engine: str, cells: Sequence[RecurrentCell], num_layers: int, bidirectio
         layer_cells = cells[layer * directions:(layer + 1) * directions]
         layer_states = states[layer * directions:(layer + 1) * directions]
         if engine == "torch":
-            output, layer_finals = _torch_layer(layer_cells, layer_input, layer_states, lengths,
-                                                context)
+            output, layer_finals = _torch_layer(layer_cells, layer_input, layer_states,
+                                                host_lengths, context)
         else:
             outputs, layer_finals = [], []
             for direction, cell in enumerate(layer_cells):
@@ -127,44 +135,71 @@ def _index_state(state, index: Tensor):
 
 
 # ------------------------------------------------------------------------------ scan engine
-def _lstm_order(hidden: int, device: torch.device) -> Tensor:
-    """Rows of torch's i, f, g, o blocks rearranged as i, f, o, g (sigmoid gates contiguous)."""
-    blocks = torch.arange(4 * hidden, device=device).view(4, hidden)
-    return blocks[[0, 1, 3, 2]].reshape(-1)
+class KernelWeights(NamedTuple):
+    """A cell's parameters laid out for the scan kernels and :class:`FastStep`.
+
+    LSTM gate rows are reordered i, f, o, g in every weight and bias (the three sigmoid gates
+    contiguous: one sigmoid covers them). The biases outside the nonlinearity are one vector in
+    the input product; the GRU's ``b_hn`` sits inside ``r * (.)``, so its ``b_hh`` stays whole.
+    """
+
+    w_ih: Tensor  # (G, I), G = gates * H
+    w_hh: Tensor  # (G, H)
+    b_in: Tensor | None  # (G,) in the input product: b_ih + b_hh (RNN, LSTM), b_ih (GRU)
+    b_hh: Tensor | None  # (G,) GRU only
+    w_ch: Tensor | None  # (G, K) with a context
+    gate_bias: Tensor | None  # (G,) layer-norm LSTM: b, added after the input's norm
+    ln_ih: Tensor | None  # (G,) layer-norm LSTM: the gains of the two gate norms
+    ln_hh: Tensor | None  # (G,)
+    ln_c_w: Tensor | None  # (H,) layer-norm LSTM: the cell norm's gain and shift
+    ln_c_b: Tensor | None  # (H,)
 
 
-def _rows(weight: Tensor | None, order: Tensor | None) -> Tensor | None:
-    if weight is None or order is None:
-        return weight
-    return weight.index_select(0, order)
+def kernel_weights(cell: RecurrentCell) -> KernelWeights:
+    """``cell``'s parameters in the kernels' layout (copies where reordered or summed; autograd
+    sees through them, so gradients reach the cell's parameters)."""
+    order = None
+    if cell.has_cell_state:  # rows of torch's i, f, g, o blocks as i, f, o, g
+        blocks = torch.arange(4 * cell.hidden_size, device=cell.weight_hh.device)
+        order = blocks.view(4, cell.hidden_size)[[0, 1, 3, 2]].reshape(-1)
+
+    def rows(weight: Tensor | None) -> Tensor | None:
+        return weight if weight is None or order is None else weight.index_select(0, order)
+
+    if isinstance(cell, LayerNormLSTMCell):
+        return KernelWeights(rows(cell.weight_ih), rows(cell.weight_hh), None, None,
+                             rows(cell.weight_ch), rows(cell.gate_bias), rows(cell.ln_ih_weight),
+                             rows(cell.ln_hh_weight), cell.ln_c_weight, cell.ln_c_bias)
+    if isinstance(cell, GRUCell):
+        b_in, b_hh = cell.bias_ih, cell.bias_hh
+    else:
+        b_in, b_hh = (None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh), None
+    return KernelWeights(rows(cell.weight_ih), rows(cell.weight_hh), rows(b_in), b_hh,
+                         rows(cell.weight_ch), None, None, None, None, None)
 
 
-def _input_gates(cell: RecurrentCell, seq: Tensor, context: Tensor | None,
-                 order: Tensor | None) -> Tensor:
+def normed_input_gates(weights: KernelWeights, gates: Tensor) -> Tensor:
+    """The layer-norm LSTM's input part ``LN(W_xh x [+ W_ch v]; g_ih) + b`` from the product
+    ``W_xh x [+ W_ch v]`` ``(..., G)``; the other cells' gates as they are."""
+    if weights.ln_ih is None:
+        return gates
+    gates = F.layer_norm(gates, gates.shape[-1:], weights.ln_ih, None, scan.LAYER_NORM_EPS)
+    return gates if weights.gate_bias is None else gates.add_(weights.gate_bias)
+
+
+def _input_gates(weights: KernelWeights, seq: Tensor, context: Tensor | None) -> Tensor:
     """The gates' input part for every step at once: ``(T, B, I) -> (T, B, G)``.
 
     ``W_xh x_t`` is one large product over all steps; the per-sequence term ``W_ch v`` is
     ``(B, G)``, computed once and added to every step's slab in place: conditioning costs one
     small product and one pass over the gates, not a longer input.
     """
-    weight = _rows(cell.weight_ih, order)
-    if isinstance(cell, LayerNormLSTMCell):
-        bias = None
-    elif isinstance(cell, GRUCell):
-        bias = cell.bias_ih  # b_hh stays in the kernel: b_hn sits inside r * (.)
-    else:
-        bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh  # both outside act
-    bias = _rows(bias, order)
     per_sequence = None
     if context is not None:  # (B, K) -> (1, B, G), the same at every step
-        per_sequence = F.linear(context, _rows(cell.weight_ch, order)).unsqueeze(0)
-    gates = gemm.linear(seq, weight, bias, per_sequence)  # (T, B, I) x (I, G) -> (T, B, G)
-    if isinstance(cell, LayerNormLSTMCell):
-        gates = F.layer_norm(gates, gates.shape[-1:], _rows(cell.ln_ih_weight, order), None,
-                             scan.LAYER_NORM_EPS)
-        if cell.gate_bias is not None:
-            gates = gates + _rows(cell.gate_bias, order)
-    return gates
+        per_sequence = F.linear(context, weights.w_ch).unsqueeze(0)
+    # (T, B, I) x (I, G) -> (T, B, G)
+    gates = gemm.linear(seq, weights.w_ih, weights.b_in, per_sequence)
+    return normed_input_gates(weights, gates)
 
 
 def _scan_direction(cell: RecurrentCell, seq: Tensor, state, context: Tensor | None,
@@ -182,37 +217,89 @@ def _scan_direction(cell: RecurrentCell, seq: Tensor, state, context: Tensor | N
             state = LSTMState(cast(state.h), cast(state.c)) if cell.has_cell_state else cast(
                 state)
             return _scan_direction(cell, cast(seq), state, cast(context), cast(mask), steps)
-    is_lstm = cell.has_cell_state
-    order = _lstm_order(cell.hidden_size, seq.device) if is_lstm else None
-    gi = _input_gates(cell, seq, context, order)
-    w_hh = _rows(cell.weight_hh, order)
+    w = kernel_weights(cell)
+    gi = _input_gates(w, seq, context)
     # the autograd path whenever any tensor a kernel reads needs a gradient (biases and norm
     # weights go into the kernels apart from gi and w_hh)
     grad = torch.is_grad_enabled() and any(
-        t.requires_grad for t in (gi, *(state if is_lstm else (state,)), *cell.parameters()))
+        t.requires_grad for t in (gi, *(state if cell.has_cell_state else (state,)),
+                                  *cell.parameters()))
     if isinstance(cell, RNNCell):
         relu = cell.nonlinearity == "relu"
         if grad:
-            return scan.RNNScan.apply(gi, state, w_hh, mask, steps, relu)
-        return scan.rnn_forward(gi, state, w_hh, mask, steps, relu)
+            return scan.RNNScan.apply(gi, state, w.w_hh, mask, steps, relu)
+        return scan.rnn_forward(gi, state, w.w_hh, mask, steps, relu)
     if isinstance(cell, GRUCell):
         if grad:
-            return scan.GRUScan.apply(gi, state, w_hh, cell.bias_hh, mask, steps)
-        out, h, _ = scan.gru_forward(gi, state, w_hh, cell.bias_hh, mask, steps, keep=False)
+            return scan.GRUScan.apply(gi, state, w.w_hh, w.b_hh, mask, steps)
+        out, h, _ = scan.gru_forward(gi, state, w.w_hh, w.b_hh, mask, steps, keep=False)
         return out, h
     if isinstance(cell, LayerNormLSTMCell):
-        ln = (_rows(cell.ln_hh_weight, order), cell.ln_c_weight, cell.ln_c_bias)
+        norms = (w.ln_hh, w.ln_c_w, w.ln_c_b)
         if grad:
-            out, h, c = scan.LayerNormLSTMScan.apply(gi, state.h, state.c, w_hh, *ln, mask, steps)
+            out, h, c = scan.LayerNormLSTMScan.apply(gi, state.h, state.c, w.w_hh, *norms, mask,
+                                                     steps)
         else:
-            out, h, c, _ = scan.ln_lstm_forward(gi, state.h, state.c, w_hh, *ln, mask, steps,
-                                                keep=False)
+            out, h, c, _ = scan.ln_lstm_forward(gi, state.h, state.c, w.w_hh, *norms, mask,
+                                                steps, keep=False)
         return out, LSTMState(h, c)
     if grad:
-        out, h, c = scan.LSTMScan.apply(gi, state.h, state.c, w_hh, mask, steps)
+        out, h, c = scan.LSTMScan.apply(gi, state.h, state.c, w.w_hh, mask, steps)
     else:
-        out, h, c, _ = scan.lstm_forward(gi, state.h, state.c, w_hh, mask, steps, keep=False)
+        out, h, c, _ = scan.lstm_forward(gi, state.h, state.c, w.w_hh, mask, steps, keep=False)
     return out, LSTMState(h, c)
+
+
+# ------------------------------------------------------------------- one step, generating
+class FastStep:
+    """One cell's step for generation: the scan kernels' own step over the cell's weights in
+    their layout (:func:`kernel_weights`, detached), without a module call's checks.
+
+    ``gi = fast.input_gates(x)`` is the part of the gates that does not depend on ``h``
+    (``(N, I) -> (N, G)``, so a decoder may compute it for a whole vocabulary once); then
+    ``h_t, c_t = fast.step(gi, h, c)`` (``c`` and ``c_t`` are ``None`` but for LSTMs). The same
+    numbers as ``cell(x_t, state, context)`` in evaluation (tested to float rounding). The
+    weights are laid out at construction: after the cell changes, build a new one.
+
+    Args:
+        cell: the cell.
+        mm: the product ``a @ w.T (+ add) (+ bias)``: :func:`rnnkit.nn.gemm.mm_t` (oneDNN where
+            it is faster) or :func:`rnnkit.nn.gemm.torch_mm_t` (faster for a single row).
+    """
+
+    def __init__(self, cell: RecurrentCell, mm: Callable[..., Tensor] = gemm.mm_t) -> None:
+        with torch.no_grad():
+            self.weights = KernelWeights(*(None if t is None else t.detach().contiguous()
+                                           for t in kernel_weights(cell)))
+        self.mm = mm
+        self.relu = isinstance(cell, RNNCell) and cell.nonlinearity == "relu"
+        steps = {LSTMCell: self._lstm, LayerNormLSTMCell: self._layer_norm_lstm,
+                 GRUCell: self._gru, RNNCell: self._rnn}
+        self.step = next(step for kind, step in steps.items() if isinstance(cell, kind))
+
+    def input_gates(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """``W_xh x + b [+ W_ch v]`` (normed for the layer-norm LSTM): ``(N, I) -> (N, G)``."""
+        w = self.weights
+        gates = self.mm(x, w.w_ih, bias=w.b_in)  # (N, I) x (I, G) -> (N, G)
+        if context is not None:
+            gates += F.linear(context, w.w_ch)  # (N, K) x (K, G)
+        return normed_input_gates(w, gates)
+
+    def _rnn(self, gi: Tensor, h: Tensor, c: None = None) -> tuple[Tensor, None]:
+        return scan.rnn_step(gi, h, self.weights.w_hh, self.relu, self.mm), None
+
+    def _gru(self, gi: Tensor, h: Tensor, c: None = None) -> tuple[Tensor, None]:
+        h, _ = scan.gru_step(gi, h, h, self.weights.w_hh, self.weights.b_hh, self.mm)
+        return h, None
+
+    def _lstm(self, gi: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        h, c, _, _ = scan.lstm_step(gi, h, c, self.weights.w_hh, self.mm)
+        return h, c
+
+    def _layer_norm_lstm(self, gi: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        w = self.weights
+        h, c, _ = scan.ln_lstm_step(gi, h, c, w.w_hh, w.ln_hh, w.ln_c_w, w.ln_c_b, self.mm)
+        return h, c
 
 
 def _autocast_on(device: torch.device) -> bool:
@@ -249,7 +336,8 @@ def _with_context(layer_cells: Sequence[RecurrentCell], seq: Tensor,
 
 def _torch_layer(layer_cells: Sequence[RecurrentCell], seq: Tensor, states: list,
                  lengths: Tensor | None, context: Tensor | None):
-    """One layer, all directions, by ``torch.lstm/gru/rnn_*``: ``(T, B, I) -> (T, B, D*H)``."""
+    """One layer, all directions, by ``torch.lstm/gru/rnn_*``: ``(T, B, I) -> (T, B, D*H)``;
+    ``lengths`` sorted, on the host."""
     first = layer_cells[0]
     bidirectional = len(layer_cells) == 2
     input_weights = [cell.weight_ih for cell in layer_cells]
@@ -273,7 +361,7 @@ def _torch_layer(layer_cells: Sequence[RecurrentCell], seq: Tensor, states: list
     if lengths is None:
         out, *finals = function(seq, hx, params, *flags, False)
     else:
-        packed = pack_padded_sequence(seq, lengths.cpu(), enforce_sorted=True)
+        packed = pack_padded_sequence(seq, lengths, enforce_sorted=True)
         out, *finals = function(packed.data, packed.batch_sizes, hx, params, *flags)
         out, _ = pad_packed_sequence(packed._replace(data=out), total_length=seq.shape[0])
     if first.has_cell_state:
