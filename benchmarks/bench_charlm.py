@@ -91,7 +91,7 @@ def main() -> None:
         result = {
             "budget_s": parse_duration(budget), "val_loss": model.metrics["loss"],
             "val_bpc": model.metrics["bpc"], "steps": model.result.steps,
-            "model": f"{config.num_layers}x{config.hidden_size} {config.cell}",
+            "model": f"{config.model.num_layers}x{config.model.hidden_size} {config.model.cell}",
             "train_tokens_per_s": statistics.median(speeds), "layer_tokens_per_s": fused,
             "sample_chars_per_s_1": sampling_speed(model, 1),
             "sample_chars_per_s_32": sampling_speed(model, 32),

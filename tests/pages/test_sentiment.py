@@ -9,7 +9,7 @@ ROW = {"text": "a <great> film", "label": "pos", "probabilities": {"neg": 0.1, "
 def test_terminal_colours_only_the_words_that_moved_the_score():
     line = colour_explanation(ROW["explanation"])
     assert line.startswith("a \033[48;5;")  # no score, no colour
-    assert "m<great>\033[0m" in line
+    assert "\033[48;5;46m<great>\033[0m" in line  # for, the peak: the brightest green
     assert "\033[48;5;124mfilm\033[0m" in line  # against, at a quarter of the peak: red
     assert colour_explanation([["zero", 0.0]]) == "zero"
 

@@ -21,7 +21,8 @@ def colour_explanation(pairs: list) -> str:
     out = []
     for token, score in pairs:
         strength = min(5, math.ceil(abs(score) / peak * 5))
-        colour = (22 + 6 * strength) if score > 0 else (52 + 36 * min(strength, 4))
+        # xterm-256 greens 22, 28, .., 46 and reds 88, 124, .., 196, darker for weaker words
+        colour = (22 + 6 * (strength - 1)) if score > 0 else (52 + 36 * min(strength, 4))
         out.append(f"\033[48;5;{colour}m{token}\033[0m" if strength else token)
     return " ".join(out)
 

@@ -52,6 +52,10 @@ class Task:
     train_defaults: ClassVar[dict] = {}  # TrainConfig settings this task is best with
     default_budget: ClassVar[float] = 600.0  # seconds, without --time-budget or --max-steps
     skipped_what: ClassVar[str] = "bad rows"  # what the data's ``skipped`` list holds
+    # what a run saves as JSON besides its configs, by name: the class of the data's attribute
+    # of that name (a vocabulary, a label set: ``to_json`` / ``from_json``), loaded back onto
+    # the trained model's attribute of the same name
+    vocabularies: ClassVar[dict[str, type]] = {}
 
     def __init__(self, config: Any, data: Any, device: torch.device,
                  context: distributed.DistContext | None = None) -> None:
@@ -84,8 +88,8 @@ class Task:
         return ""
 
     def saved(self) -> dict:
-        """JSON a later load needs besides the configs (vocabularies, label names)."""
-        return {}
+        """JSON a later load needs besides the configs: the data's :attr:`vocabularies`."""
+        return {name: getattr(self.data, name).to_json() for name in self.vocabularies}
 
     def files(self) -> dict:
         """Extra JSON files for the run folder, by name (e.g. ``vocab.json``)."""
@@ -192,8 +196,10 @@ class Trained:
         config = from_dict(cls.task.Config, saved.task[cls.task.kind], where=str(saved.path))
         model_config = from_dict(type(config.model), saved.task["model"], where=str(saved.path))
         model = saved.restore(cls.task.Model(model_config), device)
+        vocabularies = {name: kind.from_json(saved.task[name])
+                        for name, kind in cls.task.vocabularies.items()}
         return cls(model=model, config=config, path=saved.path, metrics=saved.metrics,
-                   **cls.restore(saved, config, device))
+                   **vocabularies, **cls.restore(saved, config, device))
 
     @classmethod
     def upgrade(cls, saved: dict) -> dict:
@@ -203,7 +209,7 @@ class Trained:
 
     @classmethod
     def restore(cls, saved: SavedRun, config: Any, device: torch.device) -> dict:
-        """The subclass's own fields, from the saved run."""
+        """The subclass's own fields besides its task's vocabularies, from the saved run."""
         return {}
 
     @property

@@ -118,6 +118,7 @@ class CaptionTask(base.Task):
     kind = "caption"
     Config = CaptionConfig
     Model = ImageCaptioner
+    vocabularies = {"vocab": CaptionVocab}
     skipped_what = "bad records or images"
     train_defaults = {"learning_rate": 2e-3, "eval_every": 250, "patience": 6,
                       "warmup_steps": 100}
@@ -176,9 +177,6 @@ class CaptionTask(base.Task):
 
     def summary(self) -> str:
         return self.data.summary()
-
-    def saved(self) -> dict:
-        return {"vocab": self.data.vocab.to_json()}
 
     def train_batch(self, step: int) -> tuple[Tensor, Tensor, Tensor]:
         images = self.shuffled(step, len(self.data.train), self.settings.batch_size)  # (B,)
@@ -259,7 +257,7 @@ class TrainedCaptioner(base.Trained):
         frozen = None
         if not config.model.trains_encoder:
             frozen = ImageCaptioner.frozen_encoder(config.model.encoder).to(device)
-        return {"vocab": CaptionVocab.from_json(saved.task["vocab"]), "frozen": frozen}
+        return {"frozen": frozen}
 
     def predict(self, inputs: list[str | Image.Image], *, batch_size: int = 32,
                 **options) -> list[dict]:

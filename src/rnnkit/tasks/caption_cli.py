@@ -23,21 +23,17 @@ def add_parser(tasks) -> None:
     cli.add_train(actions, CaptionTask,
                   "train on captioned images (no data options: the built-in scenes)")
 
-    evaluate = actions.add_parser("eval", help="BLEU-1..4 and CIDEr-D (no data options: "
-                                               "fresh built-in scenes)")
-    cli.add_run_dir(evaluate)
+    evaluate = cli.add_action(actions, "eval", json="one JSON object on stdout",
+                              help="BLEU-1..4 and CIDEr-D (no data options: fresh built-in "
+                                   "scenes)")
     add_config_arguments(evaluate, EvalOptions)
-    evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
     add_config_arguments(evaluate, CaptionOptions, skip=("n_best", "attention"))
-    cli.add_device(evaluate)
 
-    predict = actions.add_parser("predict", help="caption image files")
-    cli.add_run_dir(predict)
+    predict = cli.add_action(actions, "predict", help="caption image files",
+                             json="one JSON object per image")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
-    predict.add_argument("--json", action="store_true", help="one JSON object per image")
     predict.add_argument("--html", help="write a page of images, captions (and attention maps)")
     add_config_arguments(predict, CaptionOptions)
-    cli.add_device(predict)
 
     scenes = actions.add_parser("scenes", help="write built-in scenes as PNG files and a CSV "
                                                "of their captions (to look at, or to predict)")

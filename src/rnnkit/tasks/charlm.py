@@ -28,7 +28,6 @@ from ..data.text import (
 )
 from ..models.language_model import LanguageModel, LanguageModelConfig, detach_state
 from ..nn import LSTMState, evaluating
-from ..train.run import SavedRun
 from ..train.trainer import StepOutput
 from . import base
 
@@ -79,6 +78,7 @@ class CharLMTask(base.Task):
     kind = "charlm"
     Config = CharLMConfig
     Model = LanguageModel
+    vocabularies = {"vocab": CharVocab}
     # a small text overfits within minutes (the built-in corpus did after 1,500 steps), so stop
     # after 4 evaluations without progress
     train_defaults = {"learning_rate": 3e-3, "patience": 4}
@@ -132,9 +132,6 @@ class CharLMTask(base.Task):
                 f"({self.model.num_parameters():,} parameters) on {data.source}: "
                 f"{len(data.train_ids):,} training and {len(data.val_ids):,} validation "
                 f"characters, {len(data.vocab)} distinct")
-
-    def saved(self) -> dict:
-        return {"vocab": self.data.vocab.to_json()}
 
     def files(self) -> dict:
         return {"vocab.json": self.data.vocab.to_json()}
@@ -222,10 +219,6 @@ class TrainedModel(base.Trained):
 
     task = CharLMTask
     vocab: CharVocab
-
-    @classmethod
-    def restore(cls, saved: SavedRun, config: CharLMConfig, device: torch.device) -> dict:
-        return {"vocab": CharVocab.from_json(saved.task["vocab"])}
 
     def predict(self, inputs: list[str], **options) -> list[dict]:
         """One sample after each prime of ``inputs`` (options: :class:`SampleOptions`)."""

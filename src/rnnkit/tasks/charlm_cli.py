@@ -20,21 +20,17 @@ def add_parser(tasks) -> None:
     train.add_argument("--sample-length", type=int, default=300,
                        help="characters to sample when training ends (0: none)")
 
-    sample = actions.add_parser("sample", aliases=["predict"],
-                                help="generate text from a trained run")
-    cli.add_run_dir(sample)
+    sample = cli.add_action(actions, "sample", aliases=("predict",),
+                            help="generate text from a trained run")
     sample.add_argument("--prime", default="", help="text to start from")
     add_config_arguments(sample, SampleOptions)
     sample.add_argument("--num-samples", type=int, default=1, help="independent samples, "
                                                                    "generated as one batch")
-    cli.add_device(sample)
 
-    evaluate = actions.add_parser("eval", help="loss, bits per char and perplexity on a file")
-    cli.add_run_dir(evaluate)
+    evaluate = cli.add_action(actions, "eval", json="one JSON object on stdout",
+                              help="loss, bits per char and perplexity on a file")
     evaluate.add_argument("file", help="UTF-8 text file or folder")
-    evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
     evaluate.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict")
-    cli.add_device(evaluate)
 
     hello = actions.add_parser(
         "hello", help="the lecture's slide: a vanilla RNN learns 'hello' over [h, e, l, o]")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..arguments import add_config_arguments, given
@@ -42,8 +43,31 @@ def add_device(parser: Any) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
 
 
-def add_run_dir(parser: argparse.ArgumentParser) -> None:
+def add_action(actions: Any, name: str, *, help: str, json: str | None = None,
+               aliases: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """An action on a trained run (``eval``, ``predict``): ``RUN_DIR`` first, then the
+    action's own options; ``--json`` (its ``help`` says what is printed) and ``--device``."""
+    parser = actions.add_parser(name, help=help, aliases=list(aliases))
     parser.add_argument("run", metavar="RUN_DIR", help="run folder or checkpoint file")
+    if json is not None:
+        parser.add_argument("--json", action="store_true", help=json)
+    add_device(parser)
+    return parser
+
+
+def input_lines(given: list[str], file: str | None, what: str) -> list[str]:
+    """What to work on: the ``given`` arguments, else the lines of ``file``, else of stdin
+    (blank lines left out); an error naming ``what`` when there is nothing."""
+    if given:
+        return given
+    if file:
+        lines = Path(file).read_text(encoding="utf-8").splitlines()
+    else:
+        lines = sys.stdin.read().splitlines()
+    found = [line for line in lines if line.strip()]
+    if not found:
+        raise ValueError(f"no {what}: pass them as arguments, with --file, or on stdin")
+    return found
 
 
 def train(task: type[base.Task], args: argparse.Namespace) -> base.Trained | None:

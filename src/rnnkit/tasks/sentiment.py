@@ -20,7 +20,6 @@ from ..data.text_encoder import TRUNCATIONS, TextEncoder, with_vectors
 from ..metrics import ClassificationReport, classification_report
 from ..models.classifier import ClassifierConfig, SequenceClassifier
 from ..nn import evaluating
-from ..train.run import SavedRun
 from ..train.trainer import StepOutput
 from . import base
 
@@ -79,6 +78,7 @@ class SentimentTask(base.Task):
     kind = "sentiment"
     Config = SentimentConfig
     Model = SequenceClassifier
+    vocabularies = {"vocab": WordVocab, "labels": LabelSet}
     monitor = "error"  # 1 - accuracy: the best checkpoint is the most accurate one
     train_defaults = {"learning_rate": 2e-3, "eval_every": 200, "patience": 5,
                       "warmup_steps": 50, "weight_decay": 0.0}
@@ -135,9 +135,6 @@ class SentimentTask(base.Task):
         return (f"{len(data.train[0]):,} training and {len(data.val[0]):,} validation texts, "
                 f"{len(data.labels)} classes ({', '.join(data.labels.names)}), "
                 f"{len(data.vocab):,} words{vectors}")
-
-    def saved(self) -> dict:
-        return {"vocab": self.data.vocab.to_json(), "labels": self.data.labels.to_json()}
 
     def train_batch(self, step: int):
         epoch, index = self.position(step, len(self.batches))
@@ -198,11 +195,6 @@ class TrainedClassifier(base.Trained):
     task = SentimentTask
     vocab: WordVocab
     labels: LabelSet
-
-    @classmethod
-    def restore(cls, saved: SavedRun, config: SentimentConfig, device: torch.device) -> dict:
-        return {"vocab": WordVocab.from_json(saved.task["vocab"]),
-                "labels": LabelSet.from_json(saved.task["labels"])}
 
     @property
     def encoder(self) -> TextEncoder:

@@ -24,21 +24,17 @@ def add_parser(tasks) -> None:
 
     cli.add_train(actions, SentimentTask, "train on labelled texts")
 
-    evaluate = actions.add_parser("eval", help="accuracy, macro-F1, per class, confusion")
-    cli.add_run_dir(evaluate)
+    evaluate = cli.add_action(actions, "eval", json="one JSON object on stdout",
+                              help="accuracy, macro-F1, per class, confusion")
     evaluate.add_argument("file", help="labelled texts in the training data's format")
-    evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
     evaluate.add_argument("--plot", help="confusion matrix PNG (default: RUN_DIR/confusion.png)")
-    cli.add_device(evaluate)
 
-    predict = actions.add_parser("predict", help="label texts (arguments, a file or stdin)")
-    cli.add_run_dir(predict)
+    predict = cli.add_action(actions, "predict", json="one JSON object per text",
+                             help="label texts (arguments, a file or stdin)")
     predict.add_argument("texts", nargs="*", help="texts to label (none: --file or stdin)")
     predict.add_argument("--file", help="one text per line")
-    predict.add_argument("--json", action="store_true", help="one JSON object per text")
     add_config_arguments(predict, PredictOptions)
     predict.add_argument("--html", help="write the explanation as an HTML page here")
-    cli.add_device(predict)
 
     download = actions.add_parser(
         "download", help="fetch SST-2 (sst2: sentences; sst2-phrases: GLUE's copy, every "
@@ -84,24 +80,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _texts(args: argparse.Namespace) -> list[str]:
-    if args.texts:
-        return args.texts
-    if args.file:
-        lines = Path(args.file).read_text(encoding="utf-8").splitlines()
-    else:
-        lines = sys.stdin.read().splitlines()
-    texts = [line for line in lines if line.strip()]
-    if not texts:
-        raise ValueError("no texts to label: pass them as arguments, with --file, or on stdin")
-    return texts
-
-
 def _predict(args: argparse.Namespace) -> int:
     options = config_values(args, PredictOptions)
     options.explain = options.explain or bool(args.html)  # the page shows the explanations
     trained = TrainedClassifier.load(args.run, args.device)
-    rows = trained.predict(_texts(args), **vars(options))
+    texts = cli.input_lines(args.texts, args.file, "texts to label")
+    rows = trained.predict(texts, **vars(options))
     for row in rows:
         if args.json:
             print(json.dumps(row))

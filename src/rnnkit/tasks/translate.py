@@ -23,7 +23,6 @@ from ..data.translation import TranslationData, encode_pairs
 from ..models.seq2seq import DECODE_METHODS, Seq2Seq, Seq2SeqConfig
 from ..models.translator import Output, Translator, bleu_chrf, translate_ids
 from ..nn import evaluating
-from ..train.run import SavedRun
 from ..train.trainer import StepOutput
 from . import base
 
@@ -82,6 +81,7 @@ class TranslateTask(base.Task):
     kind = "translate"
     Config = TranslateConfig
     Model = Seq2Seq
+    vocabularies = {"source": Tokenizer, "target": Tokenizer}
     skipped_what = "bad lines"
     monitor = "loss"  # validation cross-entropy per target token; BLEU and chrF beside it
     train_defaults = {"learning_rate": 2e-3, "eval_every": 500, "patience": 6,
@@ -141,9 +141,6 @@ class TranslateTask(base.Task):
         return (f"{len(data.train[0]):,} training and {len(data.val[0]):,} validation pairs; "
                 f"{config.tokenization} vocabularies of {len(data.source):,} and "
                 f"{len(data.target):,}" + "".join(f"; {n}" for n in notes))
-
-    def saved(self) -> dict:
-        return {"source": self.data.source.to_json(), "target": self.data.target.to_json()}
 
     def train_batch(self, step: int):
         epoch, index = self.position(step, len(self.batches))
@@ -214,11 +211,6 @@ class TrainedTranslator(base.Trained):
     task = TranslateTask
     source: Tokenizer
     target: Tokenizer
-
-    @classmethod
-    def restore(cls, saved: SavedRun, config: TranslateConfig, device: torch.device) -> dict:
-        return {"source": Tokenizer.from_json(saved.task["source"]),
-                "target": Tokenizer.from_json(saved.task["target"])}
 
     def predict(self, inputs: list[str], **options) -> list[dict]:
         """One row per sentence of ``inputs``: its translation and score, and the ``nbest``

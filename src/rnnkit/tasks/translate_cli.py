@@ -18,22 +18,19 @@ def add_parser(tasks) -> None:
 
     cli.add_train(actions, TranslateTask, "train on parallel sentences")
 
-    evaluate = actions.add_parser("eval", help="corpus BLEU and chrF (sacreBLEU)")
-    cli.add_run_dir(evaluate)
+    evaluate = cli.add_action(actions, "eval", json="one JSON object on stdout",
+                              help="corpus BLEU and chrF (sacreBLEU)")
     evaluate.add_argument("--src", required=True, help="source sentences, one per line")
     evaluate.add_argument("--ref", required=True, help="reference translations, aligned")
-    evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
     add_config_arguments(evaluate, DecodeOptions, skip=("n_best",))
-    cli.add_device(evaluate)
 
-    predict = actions.add_parser("predict", help="translate sentences (arguments or stdin)")
-    cli.add_run_dir(predict)
-    predict.add_argument("sentences", nargs="*", help="default: one per line of stdin")
-    predict.add_argument("--json", action="store_true", help="one JSON object per sentence")
+    predict = cli.add_action(actions, "predict", json="one JSON object per sentence",
+                             help="translate sentences (arguments or stdin)")
+    predict.add_argument("sentences", nargs="*", help="default: --file or stdin")
+    predict.add_argument("--file", help="one sentence per line")
     predict.add_argument("--attention-map", metavar="PNG",
                          help="draw the attention of the first sentence")
     add_config_arguments(predict, DecodeOptions)
-    cli.add_device(predict)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,18 +63,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sentences(args: argparse.Namespace) -> list[str]:
-    lines = args.sentences or sys.stdin.read().splitlines()
-    sentences = [line for line in lines if line.strip()]
-    if not sentences:
-        raise ValueError("no sentences to translate: pass them as arguments or on stdin")
-    return sentences
-
-
 def _predict(args: argparse.Namespace) -> int:
     options = config_values(args, DecodeOptions)
     trained = TrainedTranslator.load(args.run, args.device)
-    outputs = trained.translate(_sentences(args), **vars(options))
+    sentences = cli.input_lines(args.sentences, args.file, "sentences to translate")
+    outputs = trained.translate(sentences, **vars(options))
     for output in outputs:
         if args.json:  # the rows of TrainedTranslator.predict
             print(json.dumps(output.to_json(options.n_best > 1), ensure_ascii=False))

@@ -26,7 +26,6 @@ from ..metrics import ClassificationReport, classification_report
 from ..models.encoders import build_encoder
 from ..models.frames import FrameModelConfig, FrameSequenceModel
 from ..nn import evaluating
-from ..train.run import SavedRun
 from ..train.trainer import StepOutput
 from . import base
 
@@ -108,6 +107,7 @@ class VideoTask(base.Task):
     kind = "video"
     Config = VideoConfig
     Model = FrameSequenceModel
+    vocabularies = {"labels": LabelSet}
     skipped_what = "videos"
     monitor = "error"  # 1 - accuracy (per clip, or per frame)
     train_defaults = {"learning_rate": 3e-3, "eval_every": 100, "patience": 15,
@@ -154,9 +154,6 @@ class VideoTask(base.Task):
                 f"validation clips, {len(data.labels)} classes"
                 + (f"; skipped {len(data.skipped)}, the first: {data.skipped[0]}"
                    if data.skipped else ""))
-
-    def saved(self) -> dict:
-        return {"labels": self.data.labels.to_json()}
 
     def train_batch(self, step: int):
         index = self.shuffled(step, len(self.data.train), self.settings.batch_size)
@@ -212,10 +209,6 @@ class TrainedVideoModel(base.Trained):
 
     task = VideoTask
     labels: LabelSet
-
-    @classmethod
-    def restore(cls, saved: SavedRun, config: VideoConfig, device: torch.device) -> dict:
-        return {"labels": LabelSet.from_json(saved.task["labels"])}
 
     def predict(self, inputs: list[str], **options) -> list[dict]:
         """For each video file of ``inputs``: its likeliest label and every label's probability

@@ -20,19 +20,15 @@ def add_parser(tasks) -> None:
     cli.add_train(actions, VideoTask,
                   "train on labelled clips (no data options: the built-in motions)")
 
-    evaluate = actions.add_parser("eval", help="accuracy, per class, confusion (no data "
-                                               "options: fresh built-in motions)")
-    cli.add_run_dir(evaluate)
+    evaluate = cli.add_action(actions, "eval", json="one JSON object on stdout",
+                              help="accuracy, per class, confusion (no data options: fresh "
+                                   "built-in motions)")
     add_config_arguments(evaluate, EvalOptions)
-    evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
     evaluate.add_argument("--plot", help="confusion matrix PNG (default: RUN_DIR/confusion.png)")
-    cli.add_device(evaluate)
 
-    predict = actions.add_parser("predict", help="classify video files")
-    cli.add_run_dir(predict)
+    predict = cli.add_action(actions, "predict", help="classify video files",
+                             json="one JSON object per video")
     predict.add_argument("videos", nargs="+", metavar="VIDEO")
-    predict.add_argument("--json", action="store_true", help="one JSON object per video")
-    cli.add_device(predict)
 
 
 def run(args: argparse.Namespace) -> int:
