@@ -32,7 +32,7 @@ from ..train.run import SavedRun, open_run, saved_kind
 from ..train.runtime import resolve_device
 from ..train.trainer import TrainResult
 
-__all__ = ["TASKS", "Task", "Trained", "held_out", "load", "train"]
+__all__ = ["TASKS", "BucketedTask", "Task", "Trained", "held_out", "load", "train"]
 
 # every task: its kind (as written in checkpoints) -> its module, ``tasks/<module>.py`` (the
 # task) and ``tasks/<module>_cli.py`` (its command line); the order of ``rnnkit --help``
@@ -128,6 +128,25 @@ class Task:
         epoch, index = self.position(step, count // batch_size)
         order = torch.randperm(count, generator=torch.Generator().manual_seed(1000 + epoch))
         return order[index * batch_size:(index + 1) * batch_size]
+
+
+class BucketedTask(Task):
+    """A task whose data are id sequences batched by length: ``data.train`` and ``data.val``
+    are the arguments of its :attr:`Batches` (``BucketBatches``, ``PairBatches``), whose
+    ``batch(epoch, index)`` is a tuple of tensors."""
+
+    Batches: ClassVar[type]
+    eval_batch_size: ClassVar[int] = 128  # no gradients: larger batches
+
+    def __init__(self, config: Any, data: Any, device: torch.device,
+                 context: distributed.DistContext | None = None) -> None:
+        super().__init__(config, data, device, context)
+        self.batches = self.Batches(*data.train, config.batch_size, seed=0)
+        self.val_batches = self.Batches(*data.val, self.eval_batch_size, shuffle=False)
+
+    def train_batch(self, step: int) -> tuple[torch.Tensor, ...]:
+        epoch, index = self.position(step, len(self.batches))
+        return tuple(t.to(self.device) for t in self.batches.batch(epoch, index))
 
 
 def held_out(items: list, fraction: float, *, seed: int = 0) -> tuple[list, list]:

@@ -17,15 +17,13 @@ from .caption import CaptionTask, EvalOptions, TrainedCaptioner
 
 
 def add_parser(tasks) -> None:
-    caption = tasks.add_parser("caption", help="describe images in words (one-to-many)")
-    actions = caption.add_subparsers(dest="action", metavar="<action>", required=True)
+    actions = cli.add_actions(tasks, "caption", "describe images in words (one-to-many)")
 
-    cli.add_train(actions, CaptionTask,
-                  "train on captioned images (no data options: the built-in scenes)")
-
-    evaluate = cli.add_action(actions, "eval", json="one JSON object on stdout",
-                              help="BLEU-1..4 and CIDEr-D (no data options: fresh built-in "
-                                   "scenes)")
+    cli.add_train(actions, CaptionTask, "train on captioned images (no data options: the "
+                                        "built-in scenes)")
+    evaluate = cli.add_action(
+        actions, "eval", help="BLEU-1..4 and CIDEr-D (no data options: fresh built-in scenes)",
+        json="one JSON object on stdout")
     add_config_arguments(evaluate, EvalOptions)
     add_config_arguments(evaluate, CaptionOptions, skip=("n_best", "attention"))
 

@@ -12,8 +12,7 @@ from .charlm import CharLMTask, SampleOptions, TrainedModel
 
 
 def add_parser(tasks) -> None:
-    charlm = tasks.add_parser("charlm", help="character-level language model (char-rnn)")
-    actions = charlm.add_subparsers(dest="action", metavar="<action>", required=True)
+    actions = cli.add_actions(tasks, "charlm", "character-level language model (char-rnn)")
 
     train = cli.add_train(actions, CharLMTask,
                           "train on a text file or folder (or the built-in corpus)")

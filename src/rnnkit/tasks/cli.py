@@ -22,6 +22,12 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def add_actions(tasks: Any, task: str, help: str) -> Any:
+    """``rnnkit <task> ...``: the task's parser, whose actions its command-line module adds."""
+    parser = tasks.add_parser(task, help=help)
+    return parser.add_subparsers(dest="action", metavar="<action>", required=True)
+
+
 def add_train(actions: Any, task: type[base.Task], help: str) -> argparse.ArgumentParser:
     """``<task> train``: the task's data and model options, the trainer's, and the run's."""
     parser = actions.add_parser("train", help=help)

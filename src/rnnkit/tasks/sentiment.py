@@ -71,23 +71,18 @@ def encode(examples: list[Example], encoder: TextEncoder,
             [labels.encode(e.label, e.source) for e in examples])
 
 
-class SentimentTask(base.Task):
+class SentimentTask(base.BucketedTask):
     """Texts in batches of similar length (shuffled per epoch from their own seed), the
     cross-entropy of their labels; the best checkpoint is the most accurate one."""
 
     kind = "sentiment"
     Config = SentimentConfig
     Model = SequenceClassifier
+    Batches = BucketBatches
     vocabularies = {"vocab": WordVocab, "labels": LabelSet}
     monitor = "error"  # 1 - accuracy: the best checkpoint is the most accurate one
     train_defaults = {"learning_rate": 2e-3, "eval_every": 200, "patience": 5,
                       "warmup_steps": 50, "weight_decay": 0.0}
-
-    def __init__(self, config: SentimentConfig, data: SentimentData, device: torch.device,
-                 context=None) -> None:
-        super().__init__(config, data, device, context)
-        self.batches = BucketBatches(*data.train, config.batch_size, seed=0)
-        self.val_batches = BucketBatches(*data.val, 128, shuffle=False)
 
     @classmethod
     def load_data(cls, config: SentimentConfig, *, run_dir: Path | None = None,
@@ -135,10 +130,6 @@ class SentimentTask(base.Task):
         return (f"{len(data.train[0]):,} training and {len(data.val[0]):,} validation texts, "
                 f"{len(data.labels)} classes ({', '.join(data.labels.names)}), "
                 f"{len(data.vocab):,} words{vectors}")
-
-    def train_batch(self, step: int):
-        epoch, index = self.position(step, len(self.batches))
-        return tuple(t.to(self.device) for t in self.batches.batch(epoch, index))
 
     def training_step(self, model, batch) -> StepOutput:
         ids, lengths, labels = batch

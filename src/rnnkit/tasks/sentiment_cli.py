@@ -18,9 +18,8 @@ from .sentiment import PredictOptions, SentimentTask, TrainedClassifier
 
 
 def add_parser(tasks) -> None:
-    sentiment = tasks.add_parser("sentiment", help="classify texts (many-to-one): sentiment, "
+    actions = cli.add_actions(tasks, "sentiment", "classify texts (many-to-one): sentiment, "
                                                    "topics, intents")
-    actions = sentiment.add_subparsers(dest="action", metavar="<action>", required=True)
 
     cli.add_train(actions, SentimentTask, "train on labelled texts")
 

@@ -46,10 +46,9 @@ class TranslateConfig:
                                    "fewer)")
     min_freq: int = option(2, "word / char: rarer tokens become <unk>")
     lowercase: bool = option(False, "lowercase both languages before cutting them into tokens")
-    max_len: int = option(50, "training pairs with a longer side (in tokens) are dropped and "
-                              "counted")
-    label_smoothing: float = option(0.1, "Szegedy et al. 2016; the validation loss is plain "
-                                         "cross-entropy")
+    max_len: int = option(50, "training pairs with a side of more tokens are dropped, counted")
+    label_smoothing: float = option(
+        0.1, "Szegedy et al. 2016; the validation loss is plain cross-entropy")
     teacher_forcing: float = option(1.0, "below 1: scheduled sampling (Bengio et al. 2015; a "
                                          "step loop)")
     batch_size: int = option(64, "sentence pairs per update")
@@ -74,25 +73,20 @@ def _read(paths: list[str], config: TranslateConfig):
 
 
 # ------------------------------------------------------------------------------------- task
-class TranslateTask(base.Task):
+class TranslateTask(base.BucketedTask):
     """Batches of sentence pairs of similar source lengths, reshuffled each epoch; the loss is
     the (label-smoothed) cross-entropy per target token under teacher forcing."""
 
     kind = "translate"
     Config = TranslateConfig
     Model = Seq2Seq
+    Batches = PairBatches
     vocabularies = {"source": Tokenizer, "target": Tokenizer}
     skipped_what = "bad lines"
     monitor = "loss"  # validation cross-entropy per target token; BLEU and chrF beside it
     train_defaults = {"learning_rate": 2e-3, "eval_every": 500, "patience": 6,
                       "warmup_steps": 200}
     default_budget = 2700.0  # 45 minutes (early stopping may end it sooner)
-
-    def __init__(self, config: TranslateConfig, data: TranslationData, device: torch.device,
-                 context=None) -> None:
-        super().__init__(config, data, device, context)
-        self.batches = PairBatches(*data.train, config.batch_size, seed=0)
-        self.val_batches = PairBatches(*data.val, 128, shuffle=False)
 
     @classmethod
     def load_data(cls, config: TranslateConfig, *, run_dir: Path | None = None,
@@ -141,10 +135,6 @@ class TranslateTask(base.Task):
         return (f"{len(data.train[0]):,} training and {len(data.val[0]):,} validation pairs; "
                 f"{config.tokenization} vocabularies of {len(data.source):,} and "
                 f"{len(data.target):,}" + "".join(f"; {n}" for n in notes))
-
-    def train_batch(self, step: int):
-        epoch, index = self.position(step, len(self.batches))
-        return tuple(t.to(self.device) for t in self.batches.batch(epoch, index))
 
     def training_step(self, model, batch) -> StepOutput:
         source, source_lengths, target, _ = batch

@@ -13,8 +13,7 @@ from .translate import DecodeOptions, TrainedTranslator, TranslateTask
 
 
 def add_parser(tasks) -> None:
-    translate = tasks.add_parser("translate", help="translate sentences (encoder-decoder)")
-    actions = translate.add_subparsers(dest="action", metavar="<action>", required=True)
+    actions = cli.add_actions(tasks, "translate", "translate sentences (encoder-decoder)")
 
     cli.add_train(actions, TranslateTask, "train on parallel sentences")
 
@@ -48,8 +47,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    options = config_values(args, DecodeOptions)
-    trained = TrainedTranslator.load(args.run, args.device)
+    trained, options = _loaded(args)
     report = read_aligned(args.src, args.ref)
     if report.empty:
         print(f"skipped {report.empty} pairs with an empty side", file=sys.stderr)
@@ -63,9 +61,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict(args: argparse.Namespace) -> int:
+def _loaded(args: argparse.Namespace) -> tuple[TrainedTranslator, DecodeOptions]:
+    """The run of ``eval`` and ``predict``, and how to decode (checked before loading)."""
     options = config_values(args, DecodeOptions)
-    trained = TrainedTranslator.load(args.run, args.device)
+    return TrainedTranslator.load(args.run, args.device), options
+
+
+def _predict(args: argparse.Namespace) -> int:
+    trained, options = _loaded(args)
     sentences = cli.input_lines(args.sentences, args.file, "sentences to translate")
     outputs = trained.translate(sentences, **vars(options))
     for output in outputs:

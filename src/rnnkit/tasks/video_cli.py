@@ -14,8 +14,7 @@ from .video import EvalOptions, TrainedVideoModel, VideoTask
 
 
 def add_parser(tasks) -> None:
-    video = tasks.add_parser("video", help="classify video clips (many-to-one over frames)")
-    actions = video.add_subparsers(dest="action", metavar="<action>", required=True)
+    actions = cli.add_actions(tasks, "video", "classify video clips (many-to-one over frames)")
 
     cli.add_train(actions, VideoTask,
                   "train on labelled clips (no data options: the built-in motions)")
