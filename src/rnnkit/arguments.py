@@ -13,7 +13,7 @@ import typing
 from dataclasses import MISSING, Field, fields
 from typing import Any
 
-from .config import _nested, field_type, flat_fields, from_dict, nest
+from .config import field_type, flat_fields, from_dict, nest, nested_config
 
 __all__ = ["add_config_arguments", "config_values", "given"]
 
@@ -66,7 +66,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config: type, *,
     defaults = defaults or {}
     group = parser.add_argument_group(title) if title else parser
     for f in fields(config):
-        inner = _nested(config, f)
+        inner = nested_config(config, f)
         if inner is not None:
             add_config_arguments(parser, inner, skip=skip, title=f.name, defaults=defaults)
         elif f.name not in skip and f.metadata.get("cli", True):

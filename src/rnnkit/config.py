@@ -53,7 +53,8 @@ def field_type(cls: type, f: Field) -> tuple[type, bool]:
     return hint, False
 
 
-def _nested(cls: type, f: Field) -> type | None:
+def nested_config(cls: type, f: Field) -> type | None:
+    """The config class a field nests (``model: ModelConfig``), else None."""
     kind, _ = field_type(cls, f)
     return kind if is_dataclass(kind) else None
 
@@ -64,7 +65,7 @@ def flat_fields(cls: type) -> dict[str, tuple[type, Field]]:
     Names must be unique across the nesting, since the command line gives them flat."""
     found: dict[str, tuple[type, Field]] = {}
     for f in fields(cls):
-        inner = _nested(cls, f)
+        inner = nested_config(cls, f)
         items = flat_fields(inner).items() if inner else [(f.name, (cls, f))]
         for name, owner in items:
             if name in found:
@@ -90,7 +91,7 @@ def nest(cls: type, flat: dict) -> dict:
         raise ValueError(f"unknown options for {cls.__name__}: {', '.join(unknown)}")
     nested: dict = {}
     for f in fields(cls):
-        inner = _nested(cls, f)
+        inner = nested_config(cls, f)
         if inner:
             part = nest(inner, {k: v for k, v in flat.items() if k in flat_fields(inner)})
             if part:
@@ -117,7 +118,7 @@ def from_dict(cls: type, values: dict, where: str = "") -> Any:
     values = _renamed(cls, values)
     kwargs: dict = {}
     for f in fields(cls):
-        inner = _nested(cls, f)
+        inner = nested_config(cls, f)
         if inner is None:
             if f.name in values:
                 kwargs[f.name] = values.pop(f.name)

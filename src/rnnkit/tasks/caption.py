@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -172,8 +173,13 @@ class CaptionTask(base.Task):
         vocab_size, data = self.model.config.vocab_size, self.data
         check_token_ids([c for refs in data.captions for c in refs], vocab_size,
                         "the training captions")
-        check_token_ids([c for _, c in data.val_pairs(len(data.val), self.settings.model.max_len)],
-                        vocab_size, "the validation captions")
+        check_token_ids([c for _, c in self.val_pairs], vocab_size, "the validation captions")
+
+    @cached_property
+    def val_pairs(self) -> list[tuple[int, list[int]]]:
+        """``(image, caption ids)`` of every caption of the images evaluated, encoded once."""
+        count = min(len(self.data.val), self.settings.eval_images)
+        return self.data.val_pairs(count, self.settings.model.max_len)
 
     def summary(self) -> str:
         return self.data.summary()
@@ -189,8 +195,7 @@ class CaptionTask(base.Task):
 
     def validate(self, model: ImageCaptioner) -> dict[str, float]:
         data, count = self.data, min(len(self.data.val), self.settings.eval_images)
-        pairs = data.val_pairs(count, self.settings.model.max_len)  # with all their captions
-        loss = validation_loss(model, data.val, pairs, self.device)
+        loss = validation_loss(model, data.val, self.val_pairs, self.device)
         return {"loss": loss, **score_images(model, data.val, data.vocab, self.device, count=count)}
 
     def describe(self, loss: float) -> dict[str, float]:
